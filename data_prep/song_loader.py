@@ -1,0 +1,60 @@
+"""The per-song work of preparation that runs in worker processes: decode audio, read lyrics.
+
+Imports no TensorFlow, so a worker starts in about a second and stays small; the batched
+TensorFlow work (log-mel, principal words, text encoder) runs in the building process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genre_fusion.audio import AudioDecodeError, decode_audio
+from genre_fusion.lyrics import LyricsError, read_lyrics
+
+
+@dataclass(frozen=True)
+class SongTask:
+    id: str
+    artist: str
+    audio: Path
+    lyrics: Path | None
+    labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSong:
+    """`waveform` float32 [clip_samples]; `lyrics` raw text ("" for a song without lyrics)."""
+
+    task: SongTask
+    waveform: np.ndarray
+    seconds: float
+    lyrics: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    id: str
+    reason: str
+    detail: str = ""
+
+
+def load_song(
+    task: SongTask, sample_rate: int, clip_seconds: float, require_lyrics: bool
+) -> LoadedSong | Rejection:
+    """Decode and read one song; a per-song fault becomes a `Rejection` with a stable reason."""
+    try:
+        clip = decode_audio(task.audio, sample_rate, clip_seconds)
+        lyrics = None if task.lyrics is None else read_lyrics(task.lyrics)
+    except (AudioDecodeError, LyricsError) as error:
+        return Rejection(task.id, error.reason, str(error))
+    if require_lyrics:
+        if task.lyrics is None:
+            return Rejection(task.id, "no lyrics", "instrumental or no lyrics file listed")
+        if lyrics is None:
+            return Rejection(task.id, "missing lyrics", str(task.lyrics))
+        if not lyrics.strip():
+            return Rejection(task.id, "empty lyrics", str(task.lyrics))
+    return LoadedSong(task, clip.waveform, clip.seconds, lyrics or "")

@@ -1,0 +1,91 @@
+"""The shards directory: `meta.json`, `splits.csv`, `rejected.csv` and sharded TFRecords.
+
+`meta.json` is written last by `data_prep build`, so its presence means the set is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from genre_fusion.features import FeatureConfig
+from genre_fusion.schema import FORMAT_VERSION
+
+META_FILE = "meta.json"
+SPLITS_FILE = "splits.csv"
+REJECTED_FILE = "rejected.csv"
+SPLITS = ("train", "val", "test")
+LABEL_MODES = ("single", "multi")
+
+
+class ShardsError(ValueError):
+    """A shards directory that cannot be read; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class ShardsMeta:
+    """Everything a reader needs to interpret the shards; saved as meta.json."""
+
+    genres: tuple[str, ...]
+    label_mode: str
+    features: FeatureConfig
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    shard_counts: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    seed: int = 0
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["genres"] = list(self.genres)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ShardsMeta:
+        values = dict(values)
+        values["genres"] = tuple(values["genres"])
+        values["features"] = FeatureConfig.from_dict(values["features"])
+        return cls(**values)
+
+    def write(self, directory: Path) -> None:
+        path = Path(directory) / META_FILE
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        temporary.replace(path)
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def read_meta(directory: str | Path) -> ShardsMeta:
+    """Load and check meta.json; raises `ShardsError` naming the problem and the fix."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ShardsError(
+            f"shards directory {directory} does not exist: run `python -m data_prep build` first"
+        )
+    path = directory / META_FILE
+    if not path.is_file():
+        raise ShardsError(
+            f"{path} is missing: {directory} is not a finished shards directory "
+            "(rerun `python -m data_prep build` with the same --out to finish it)"
+        )
+    values = json.loads(path.read_text(encoding="utf-8"))
+    version = values.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ShardsError(
+            f"{path} has shard format version {version}, this genre-fusion reads version {FORMAT_VERSION}: "
+            "rebuild the shards with `python -m data_prep build`"
+        )
+    return ShardsMeta.from_dict(values)
+
+
+def shard_files(directory: str | Path, split: str) -> list[Path]:
+    """The finished TFRecord files of `split`, in order; `ShardsError` if there are none."""
+    files = sorted(Path(directory).glob(f"{split}-*-of-*.tfrecord"))
+    if not files:
+        raise ShardsError(f"no {split} shards in {directory}: the {split} split is empty or was not built")
+    return files
