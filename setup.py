@@ -13,7 +13,9 @@ setup(
     version="0.1.0",
     description="Multi-modal (audio + lyrics) music genre classification on TensorFlow 2 / Keras 3",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["genre_fusion", "genre_fusion.*", "data_prep", "data_prep.*", "tuning", "tuning.*"]),
+    packages=find_packages(
+        include=["genre_fusion", "genre_fusion.*", "data_prep", "data_prep.*", "tuning", "tuning.*"]
+    ),
     package_data={"genre_fusion": ["resources/*.txt"], "data_prep": ["resources/*.txt"]},
     install_requires=REQUIREMENTS,
 )

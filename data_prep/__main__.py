@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from data_prep.builder import BuildConfig, BuildError, build_shards
 from data_prep.labels import DEFAULT_TOP_GENRES
-from data_prep.sources import SourceError
-from data_prep.split import SplitError, parse_fractions
 from genre_fusion.features import FeatureConfig
+
+# Decode workers are spawned and re-import this module: TensorFlow (via the builder) is imported
+# only inside the commands, so a worker stays small and starts fast.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,25 +55,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _synth(args) -> None:
+def _synth(args) -> int:
     from data_prep.synth import write_demo_collection
 
-    summary = write_demo_collection(
-        args.out,
-        songs=args.songs,
-        genres=args.genres,
-        seconds=args.seconds,
-        seed=args.seed,
-        faults=args.faults,
-    )
+    try:
+        summary = write_demo_collection(
+            args.out,
+            songs=args.songs,
+            genres=args.genres,
+            seconds=args.seconds,
+            seed=args.seed,
+            faults=args.faults,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    broken = f", {len(summary.faults)} of them broken on purpose (faults.csv)" if summary.faults else ""
     print(
         f"wrote {summary.songs} songs of {len(summary.genres)} genres ({', '.join(summary.genres)}) "
-        f"to {summary.out_dir}"
-        + (f", {len(summary.faults)} of them broken on purpose" if summary.faults else "")
+        f"to {summary.out_dir}{broken}"
     )
+    return 0
 
 
-def _build(args) -> None:
+def _build(args) -> int:
+    from data_prep.builder import BuildConfig, BuildError, build_shards
+    from data_prep.sources import SourceError
+    from data_prep.split import SplitError, parse_fractions
+
     features = FeatureConfig(
         sample_rate=args.sample_rate,
         clip_seconds=args.clip_seconds,
@@ -84,39 +93,39 @@ def _build(args) -> None:
         text_encoder=args.text_encoder,
         text_output_key=args.text_output_key,
     )
-    config = BuildConfig(
-        out=args.out,
-        music4all=args.music4all,
-        manifest=args.manifest,
-        features=features,
-        label_mode=args.label_mode,
-        top_genres=args.top_genres,
-        split=parse_fractions(args.split),
-        seed=args.seed,
-        languages=tuple(code for code in args.languages.split(",") if code),
-        limit=args.limit,
-        require_lyrics=args.require_lyrics,
-        shard_size=args.shard_size,
-    )
-    summary = build_shards(config, workers=args.workers, progress=not args.quiet)
+    try:
+        config = BuildConfig(
+            out=args.out,
+            music4all=args.music4all,
+            manifest=args.manifest,
+            features=features,
+            label_mode=args.label_mode,
+            top_genres=args.top_genres,
+            split=parse_fractions(args.split),
+            seed=args.seed,
+            languages=tuple(code for code in args.languages.split(",") if code),
+            limit=args.limit,
+            require_lyrics=args.require_lyrics,
+            shard_size=args.shard_size,
+        )
+        summary = build_shards(config, workers=args.workers, progress=not args.quiet)
+    except (SourceError, BuildError, SplitError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     meta = summary.meta
     sizes = ", ".join(f"{split} {count}" for split, count in meta.split_sizes.items())
     rejected = ", ".join(f"{reason} {count}" for reason, count in meta.rejected.items()) or "none"
+    kept = f" ({summary.resumed_shards} shards kept from an earlier run)" if summary.resumed_shards else ""
     print(
-        f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; rejected: {rejected}; "
-        f"{summary.seconds:.1f} s"
-        + (f" ({summary.resumed_shards} shards kept from an earlier run)" if summary.resumed_shards else "")
+        f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; "
+        f"rejected: {rejected} (rejected.csv); {summary.seconds:.1f} s{kept}"
     )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        _synth(args) if args.command == "synth" else _build(args)
-    except (SourceError, BuildError, SplitError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return _synth(args) if args.command == "synth" else _build(args)
 
 
 if __name__ == "__main__":

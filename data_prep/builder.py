@@ -28,7 +28,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from data_prep.labels import DEFAULT_TOP_GENRES, assign_labels, build_vocabulary, drop_unused_genres
-from data_prep.song_loader import LoadedSong, Rejection, SongTask, load_song
+from data_prep.song_loader import LoadedSong, Rejection, SongTask, exit_with_parent, load_song
 from data_prep.sources import SourceError, read_manifest, read_music4all
 from data_prep.split import SPLIT_NAMES, split_by_artist
 from genre_fusion.features import FeatureConfig
@@ -155,7 +155,8 @@ def plan_build(config: BuildConfig, songs: pd.DataFrame) -> BuildPlan:
 
 
 def _fingerprint(config: BuildConfig, plan: BuildPlan) -> str:
-    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    settings = {key: value for key, value in asdict(config).items() if key != "out"}  # a moved folder resumes
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for shard in plan.shards:
         digest.update(shard.name.encode())
         for task in shard.tasks:
@@ -304,7 +305,7 @@ def build_shards(config: BuildConfig, workers: int | None = None, progress: bool
             require_lyrics=config.require_lyrics,
         )
         context = multiprocessing.get_context("spawn")  # never fork a process that runs TensorFlow
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent) as pool:
             results = _bounded_map(
                 pool, load, (t for s in pending for t in s.tasks), workers * PREFETCH_PER_WORKER
             )

@@ -6,13 +6,28 @@ TensorFlow work (log-mel, principal words, text encoder) runs in the building pr
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
 
 from genre_fusion.audio import AudioDecodeError, decode_audio
 from genre_fusion.lyrics import LyricsError, read_lyrics
+
+
+def exit_with_parent() -> None:
+    """Pool initializer: end this worker when the building process dies (kill -9 included).
+
+    Orphaned pool workers otherwise wait forever on a queue they themselves hold open.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        watcher = threading.Thread(target=lambda: (wait([parent.sentinel]), os._exit(1)), daemon=True)
+        watcher.start()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import warnings
 from fractions import Fraction
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 SPLIT_NAMES = ("train", "val", "test")
 MAX_FOLDS = 100
@@ -53,7 +53,11 @@ def split_by_artist(
     fold_of_song = np.empty(len(labels), dtype=int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class" on rare genres
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        # Stratifying needs some genre with a song per fold; a tiny collection is split by group only.
+        stratifiable = np.unique(labels, return_counts=True)[1].max() >= folds
+        splitter = (StratifiedGroupKFold if stratifiable else GroupKFold)(
+            n_splits=folds, shuffle=True, random_state=seed
+        )
         for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels, artists)):
             fold_of_song[held_out] = fold
     boundaries = np.cumsum(folds_per_split)

@@ -63,7 +63,7 @@ def serialize_song(song: SongRecord) -> bytes:
         "tokens": _ints([tokens]),
         "labels": _ints(song.labels),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 FEATURE_SPEC = {

@@ -1,0 +1,215 @@
+"""`data_prep build` end to end on tiny generated collections."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from data_prep.__main__ import main
+from data_prep.builder import BuildConfig, BuildError, build_shards
+from genre_fusion.audio import decode_audio
+from genre_fusion.features import FeatureConfig
+from genre_fusion.log_mel import LogMelSpectrogram
+from genre_fusion.principal_words import principal_words
+from genre_fusion.schema import parse_song
+from genre_fusion.shards import read_meta, shard_files
+
+FEATURES = FeatureConfig(clip_seconds=2.0, mel_bins=32)
+
+
+def read_split(shards: Path, split: str) -> list[dict]:
+    meta = read_meta(shards)
+    dataset = tf.data.TFRecordDataset([str(f) for f in shard_files(shards, split)])
+    return [
+        {key: value.numpy() for key, value in parse_song(record, meta.features).items()} for record in dataset
+    ]
+
+
+def build(manifest: Path, out: Path, **settings) -> BuildConfig:
+    config = BuildConfig(out=str(out), manifest=str(manifest), features=FEATURES, **settings)
+    build_shards(config, workers=2, progress=False)
+    return config
+
+
+def test_shards_hold_every_song_once_with_the_features_of_the_shared_implementation(
+    manifest_collection: Path, tmp_path: Path
+):
+    out = tmp_path / "shards"
+    build(manifest_collection, out, shard_size=8)
+
+    meta = read_meta(out)
+    assert meta.genres == ("jazz", "pop", "rock")  # "live" is on every song but nobody's first genre
+    splits = pd.read_csv(out / "splits.csv")
+    assert len(splits) == 36 and splits["id"].is_unique
+    assert meta.split_sizes == splits["split"].value_counts().to_dict()
+    assert pd.read_csv(out / "rejected.csv").empty
+
+    manifest = pd.read_csv(manifest_collection).set_index("id")
+    layer = LogMelSpectrogram.from_features(FEATURES)
+    for split in ("train", "val", "test"):
+        songs = read_split(out, split)
+        assert sorted(s["id"].decode() for s in songs) == sorted(splits.loc[splits["split"] == split, "id"])
+        song = songs[0]
+        row = manifest.loc[song["id"].decode()]
+        clip = decode_audio(
+            manifest_collection.parent / row["audio"], FEATURES.sample_rate, FEATURES.clip_seconds
+        )
+        expected = layer(clip.waveform[None]).numpy()[0]
+        # batched vs single-song float32 round-off, stored as float16
+        np.testing.assert_allclose(song["log_mel"], expected, atol=0.02, rtol=1e-3)
+        lyrics = (manifest_collection.parent / row["lyrics"]).read_text()
+        assert song["words"].decode() == principal_words([lyrics], FEATURES.max_tokens)[0]
+        assert meta.genres[song["labels"][0]] == row["genres"].split(",")[0]
+        assert song["audio_seconds"] == pytest.approx(2.0, abs=0.06)
+
+
+def test_artists_never_cross_splits(manifest_collection: Path, tmp_path: Path):
+    build(manifest_collection, tmp_path / "shards")
+    splits = pd.read_csv(tmp_path / "shards" / "splits.csv").set_index("id")["split"]
+    artists = pd.read_csv(manifest_collection).set_index("id")["artist"]
+    assert (splits.groupby(artists).nunique() == 1).all()
+
+
+KILL_AFTER_BATCHES = """
+import os, signal, sys
+from data_prep import builder
+original = builder.SongFeaturizer.__call__
+calls = []
+def featurize_then_die(self, songs):
+    calls.append(1)
+    if len(calls) == {batches}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, songs)
+builder.SongFeaturizer.__call__ = featurize_then_die
+if __name__ == "__main__":  # spawned decode workers import this file too
+    from data_prep.__main__ import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_build_killed_with_sigkill_resumes_to_the_same_files(manifest_collection: Path, tmp_path: Path):
+    arguments = [
+        "build",
+        "--manifest",
+        str(manifest_collection),
+        "--clip-seconds",
+        "2",
+        "--mel-bins",
+        "32",
+        "--shard-size",
+        "5",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    interrupted = tmp_path / "interrupted"
+    script = tmp_path / "die.py"
+    # BATCH_SIZE 16 > shard size: one featurizer call per shard, so the 4th call dies mid-build.
+    script.write_text(KILL_AFTER_BATCHES.format(batches=4))
+    killed = subprocess.run(
+        [sys.executable, str(script), *arguments, "--out", str(interrupted)],
+        capture_output=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert killed.returncode == -9
+    assert not (interrupted / "meta.json").exists()
+    assert len(list((interrupted / "_progress").glob("*.tfrecord.json"))) == 3
+
+    assert main([*arguments, "--out", str(interrupted)]) == 0
+    clean = tmp_path / "clean"
+    assert main([*arguments, "--out", str(clean)]) == 0
+
+    files = sorted(p.relative_to(clean) for p in clean.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(interrupted) for p in interrupted.rglob("*") if p.is_file())
+    for name in files:
+        if name.name != "meta.json":
+            assert (clean / name).read_bytes() == (interrupted / name).read_bytes(), name
+    assert read_meta(clean) == read_meta(interrupted)
+
+
+def test_a_different_build_in_the_same_folder_is_refused(manifest_collection: Path, tmp_path: Path):
+    out = tmp_path / "shards"
+    build(manifest_collection, out)
+    build(manifest_collection, out)  # the same build again: nothing to do, still fine
+    with pytest.raises(BuildError, match="other settings"):
+        build(manifest_collection, out, seed=7)
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "notes.txt").write_text("mine")
+    with pytest.raises(BuildError, match="choose an empty --out"):
+        build(manifest_collection, tmp_path / "occupied")
+
+
+def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection: Path, tmp_path: Path):
+    root = manifest_collection.parent
+    (root / "audio" / "s3.mp3").write_bytes(b"not an mp3 at all" * 50)
+    (root / "audio" / "s4.wav").unlink()
+    (root / "text" / "s5.txt").write_bytes(b"\xff\xfe bad bytes")
+    (root / "text" / "s6.txt").unlink()
+    with open(manifest_collection, "a") as manifest:
+        manifest.write('s1,audio/s1.mp3,text/s1.txt,"rock",artist1\n')  # duplicate id
+        manifest.write('s99,audio/s2.wav,text/s2.txt,"polka",artist1\n')  # genre outside the top 3
+    out = tmp_path / "shards"
+    build(manifest_collection, out, top_genres=3)
+
+    rejected = pd.read_csv(out / "rejected.csv").set_index("id")["reason"].to_dict()
+    assert rejected == {
+        "s1": "duplicate id",
+        "s99": "no genre in vocabulary",
+        "s3": "undecodable audio",
+        "s4": "missing audio",
+        "s5": "lyrics not valid UTF-8",
+    }
+    meta = read_meta(out)
+    assert sum(meta.split_sizes.values()) == 36 - 3  # s6 kept as a song without lyrics
+    songs = {s["id"].decode(): s for split in ("train", "val", "test") for s in read_split(out, split)}
+    assert songs["s6"]["words"] == b""
+
+    build(manifest_collection, tmp_path / "strict", top_genres=3, require_lyrics=True)
+    assert (
+        pd.read_csv(tmp_path / "strict" / "rejected.csv").set_index("id").loc["s6", "reason"]
+        == "missing lyrics"
+    )
+
+
+def test_cli_structural_errors_exit_2_with_a_message(manifest_collection: Path, tmp_path: Path, capsys):
+    assert main(["build", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "none.csv does not exist" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "build",
+                "--manifest",
+                str(manifest_collection),
+                "--out",
+                str(tmp_path / "o"),
+                "--languages",
+                "en",
+            ]
+        )
+        == 2
+    )
+    assert "empty selection" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "build",
+                "--manifest",
+                str(manifest_collection),
+                "--out",
+                str(tmp_path / "o"),
+                "--split",
+                "0.5,0.5",
+            ]
+        )
+        == 2
+    )
+    assert "--split" in capsys.readouterr().err
+
+
+def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path):
+    build(manifest_collection, tmp_path / "shards", limit=20)
+    assert sum(read_meta(tmp_path / "shards").split_sizes.values()) == 20

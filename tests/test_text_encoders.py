@@ -1,0 +1,378 @@
+"""The TF Hub text encoder, proved on local stand-ins with ELMo's exact interface.
+
+Both stand-ins (TF1 Hub format with reference variables, like ELMo v3; and a TF2 SavedModel) are
+loaded through the same path as the real module: `tensorflow_hub.load` on a local folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from genre_fusion import text_encoders as te
+from tests import hub_standins
+
+WIDTH = hub_standins.DEFAULT_WIDTH
+KINDS = ("tf1", "tf2")
+TEXTS = ["love night baby", "", "heart  fire burning slow", "rain"]
+# A frozen module is the same graph with variables turned into constants; Grappler may fold and
+# reorder float ops differently, so equal means equal to float32 rounding.
+FROZEN_ATOL = 1e-5
+# The same SavedModel graph served in another process: equal up to float32 summation order.
+SERVED_ATOL = 1e-6
+# Fast enough that no one waits: a missing network must not cost minutes.
+FAIL_FAST_S = 5.0
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("standins")
+    return {
+        "tf1": str(hub_standins.build_tf1_standin(root / "tf1")),
+        "tf2": str(hub_standins.build_tf2_standin(root / "tf2")),
+    }
+
+
+@pytest.fixture(params=KINDS)
+def standin(request, standins) -> str:
+    return standins[request.param]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _module_rows(path: str, texts: list[str], key: str = "elmo") -> list[np.ndarray]:
+    """Each text run through the module's signature alone, unpadded: the reference numbers
+    (an empty text gives 0 rows: the stand-in cannot run on a batch of empty strings)."""
+    function = hub.load(path).signatures["default"]
+    rows = []
+    for text in texts:
+        if not _words(text):
+            rows.append(np.zeros((0, WIDTH), np.float32))
+            continue
+        output = function(text=tf.constant([text]))[key].numpy()[0]
+        rows.append(output[None] if output.ndim == 1 else output[: _words(text)])
+    return rows
+
+
+def test_resolve_handle():
+    assert te.resolve_handle("elmo") == te.ELMO_HANDLE == "https://tfhub.dev/google/elmo/3"
+    kaggle = "https://www.kaggle.com/models/google/elmo/TensorFlow1/elmo/3"
+    assert te.resolve_handle(kaggle) == kaggle
+    assert te.resolve_handle("/models/elmo") == "/models/elmo"
+    assert te.resolve_handle("~/models/elmo") == os.path.expanduser("~/models/elmo")
+
+
+def test_standins_load_like_elmo_through_hub_load(standins, monkeypatch):
+    loaded = []
+    real_load = hub.load
+    monkeypatch.setattr(hub, "load", lambda path, *a, **k: loaded.append(path) or real_load(path, *a, **k))
+    tf1 = te.HubTextEncoder(standins["tf1"])
+    tf2 = te.HubTextEncoder(standins["tf2"])
+    assert loaded == [standins["tf1"], standins["tf2"]]
+    for encoder in (tf1, tf2):
+        assert encoder.signature == te.TextSignature("default", "text", "elmo", False, WIDTH)
+    # TF1 Hub format (tfhub_module.pb) with reference variables: invisible to TF2, as with ELMo.
+    assert tf1._module._is_hub_module_v1 and not tf1._module.variables
+    assert set(tf1._module.signatures) == {"default", "tokens"}
+    assert not tf2._module._is_hub_module_v1
+    assert all(isinstance(v, tf.Variable) for v in tf2._module.weights.values())
+    assert te.is_tf1_module(standins["tf1"]) and not te.is_tf1_module(standins["tf2"])
+
+
+def test_embed_gives_one_row_per_word_and_skips_empty_texts(standin):
+    encoder = te.HubTextEncoder(standin, batch_size=2)
+    vectors = encoder.embed(TEXTS)
+    assert [v.shape for v in vectors] == [(_words(t), WIDTH) for t in TEXTS]
+    assert all(v.dtype == np.float32 for v in vectors)
+    assert encoder.calls == 3  # the empty text never reaches the module
+    # Rows are the text's own, whatever the batch padding: equal to the text embedded alone.
+    for got, want in zip(vectors, _module_rows(standin, TEXTS), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_each_text_is_encoded_exactly_once(standins):
+    encoder = te.HubTextEncoder(standins["tf1"], batch_size=8)
+    texts = [" ".join(f"w{i}x{j}" for j in range(1 + i % 13)) for i in range(70)] + [""] * 5
+    vectors = encoder.embed(texts)
+    assert encoder.calls == 70
+    assert [len(v) for v in vectors] == [1 + i % 13 for i in range(70)] + [0] * 5
+
+
+def test_all_empty_texts_never_reach_the_module(standins):
+    # The stand-in fails on a batch of empty strings, so this passes only if nothing is sent.
+    encoder = te.HubTextEncoder(standins["tf1"])
+    assert [v.shape for v in encoder.embed(["", "", ""])] == [(0, WIDTH)] * 3
+    assert encoder.calls == 0
+
+
+def test_pooled_output_is_a_length_one_sequence(standin):
+    encoder = te.HubTextEncoder(standin, output_key="default")
+    assert encoder.signature.pooled and encoder.width == WIDTH
+    vectors = encoder.embed(TEXTS)
+    assert [v.shape for v in vectors] == [(1, WIDTH), (0, WIDTH), (1, WIDTH), (1, WIDTH)]
+    for got, want in zip(vectors, _module_rows(standin, TEXTS, "default"), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_other_output_keys_and_unknown_key(standins):
+    encoder = te.HubTextEncoder(standins["tf1"], output_key="word_emb")
+    assert encoder.width == WIDTH // 2
+    with pytest.raises(ValueError, match="no output 'elmo_v2'.*lstm_outputs1"):
+        te.HubTextEncoder(standins["tf1"], output_key="elmo_v2")
+
+
+def test_layer_output_and_mask(standin):
+    layer = te.HubTextEmbedding(standin)
+    texts = tf.constant(TEXTS)
+    output = layer(texts)
+    longest = max(_words(t) for t in TEXTS)
+    assert output.shape == (len(TEXTS), longest, WIDTH) and output.dtype == tf.float32
+    mask = layer.compute_mask(texts)
+    expected = np.arange(longest)[None, :] < np.array([_words(t) for t in TEXTS])[:, None]
+    np.testing.assert_array_equal(mask.numpy(), expected)
+    assert layer.compute_output_shape((None,)) == (None, None, WIDTH)
+    for row, want in enumerate(_module_rows(standin, TEXTS)):
+        np.testing.assert_allclose(output.numpy()[row, : len(want)], want, atol=1e-6)
+
+
+def test_layer_pooled_output_and_all_empty_batch(standins):
+    pooled = te.HubTextEmbedding(standins["tf1"], output_key="default")
+    texts = tf.constant(TEXTS)
+    assert pooled(texts).shape == (len(TEXTS), 1, WIDTH)
+    np.testing.assert_array_equal(pooled.compute_mask(texts).numpy()[:, 0], [True, False, True, True])
+    # Only instrumental songs in a request: the module is skipped (the stand-in would fail).
+    empty = tf.constant(["", ""])
+    sequence = te.HubTextEmbedding(standins["tf1"])
+    assert sequence(empty).shape == (2, 0, WIDTH) and sequence.compute_mask(empty).shape == (2, 0)
+    np.testing.assert_array_equal(pooled(empty).numpy(), np.zeros((2, 1, WIDTH)))
+    assert not pooled.compute_mask(empty).numpy().any()
+
+
+def test_layer_config_round_trip(standins):
+    layer = te.HubTextEmbedding(
+        standins["tf2"], output_key="lstm_outputs2", name="lyrics_elmo", trainable=False
+    )
+    config = layer.get_config()
+    assert config["handle"] == standins["tf2"] and config["output_key"] == "lstm_outputs2"
+    json.dumps(config)
+    clone = te.HubTextEmbedding.from_config(config)
+    assert clone.get_config() == config
+    assert (clone.name, clone.trainable, clone.signature) == ("lyrics_elmo", False, layer.signature)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, te.HubTextEmbedding) and restored.get_config() == config
+
+
+def _classifier(handle: str) -> keras.Model:
+    """lyrics string -> HubTextEmbedding -> masked mean over words -> Dense(3)."""
+    lyrics = keras.Input(shape=(), dtype="string", name="lyrics")
+    vectors = te.HubTextEmbedding(handle, name="text_encoder")(lyrics)
+    pooled = keras.layers.GlobalAveragePooling1D()(vectors)  # uses the layer's mask
+    keras.utils.set_random_seed(7)
+    return keras.Model(lyrics, keras.layers.Dense(3, name="genres")(pooled))
+
+
+MODEL_TEXTS = ["love night baby", "heart  fire burning slow", "rain"]
+
+
+def test_functional_model_saves_as_keras_and_reloads(standin, tmp_path):
+    model = _classifier(standin)
+    output = model(tf.constant(MODEL_TEXTS)).numpy()
+    kernel, bias = model.get_layer("genres").get_weights()
+    # The mask reached the pooling: the mean is over each text's own words only.
+    means = np.stack([rows.mean(axis=0) for rows in _module_rows(standin, MODEL_TEXTS)])
+    np.testing.assert_allclose(output, means @ kernel + bias, atol=1e-5)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(reloaded.get_layer("text_encoder"), te.HubTextEmbedding)
+    np.testing.assert_allclose(reloaded(tf.constant(MODEL_TEXTS)).numpy(), output, atol=1e-6)
+
+
+SERVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    results = {}
+    for name, path in json.loads(sys.argv[1]).items():
+        try:
+            loaded = tf.saved_model.load(path)  # kept: its variables die with it
+            served = loaded.serve(tf.constant(json.loads(sys.argv[2])))
+            results[name] = {"output": served.numpy().tolist()}
+        except Exception as err:
+            results[name] = {"error": f"{type(err).__name__}: {err}"}
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def served_exports(standins, tmp_path_factory):
+    """Export the classifier with the TF1 stand-in inside as is and frozen first, and with the TF2
+    stand-in as is. Serve all three in one fresh process after every module folder is gone.
+    Returns (in-process outputs, served outputs or errors), keyed "unfrozen", "frozen", "tf2"."""
+    root = tmp_path_factory.mktemp("exports")
+    module = shutil.copytree(standins["tf1"], root / "tf1_module")
+    frozen = te.freeze_module(str(module), root / "tf1_frozen")
+    tf2 = shutil.copytree(standins["tf2"], root / "tf2_module")
+    exports, in_process = {}, {}
+    for name, handle in (("unfrozen", module), ("frozen", frozen), ("tf2", tf2)):
+        model = _classifier(str(handle))
+        in_process[name] = model(tf.constant(MODEL_TEXTS)).numpy()
+        exports[name] = str(root / f"export_{name}")
+        model.export(exports[name], verbose=False)
+    for folder in (module, frozen, tf2):
+        shutil.rmtree(folder)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_SCRIPT, json.dumps(exports), json.dumps(MODEL_TEXTS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return in_process, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_frozen_tf1_module_exports_and_serves_in_a_fresh_process(served_exports):
+    in_process, served = served_exports
+    assert "output" in served["frozen"], served["frozen"]
+    np.testing.assert_allclose(np.array(served["frozen"]["output"]), in_process["frozen"], atol=SERVED_ATOL)
+    # Freezing changed nothing but the variables' kind.
+    np.testing.assert_allclose(in_process["frozen"], in_process["unfrozen"], atol=FROZEN_ATOL)
+
+
+def test_tf2_module_exports_and_serves_without_freezing(served_exports):
+    in_process, served = served_exports
+    assert "output" in served["tf2"], served["tf2"]
+    np.testing.assert_allclose(np.array(served["tf2"]["output"]), in_process["tf2"], atol=SERVED_ATOL)
+
+
+def test_unfrozen_tf1_module_exports_but_fails_when_served(served_exports):
+    _, served = served_exports
+    assert "uninitialized value" in served["unfrozen"].get("error", ""), served["unfrozen"]
+
+
+def test_frozen_module_matches_the_original_on_every_output(standins, tmp_path):
+    frozen = te.freeze_module(standins["tf1"], tmp_path / "frozen")
+    assert not te.is_tf1_module(str(frozen))
+    original, copy = (
+        hub.load(standins["tf1"]).signatures["default"],
+        hub.load(str(frozen)).signatures["default"],
+    )
+    assert copy.structured_input_signature == original.structured_input_signature
+    texts = tf.constant(TEXTS)
+    want, got = original(text=texts), copy(text=texts)
+    assert sorted(got) == sorted(want) == sorted(hub_standins.OUTPUT_KEYS)
+    for key in want:
+        np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=FROZEN_ATOL)
+    encoder = te.HubTextEncoder(str(frozen))
+    assert encoder.signature == te.TextSignature("default", "text", "elmo", False, WIDTH)
+
+
+def test_freeze_cli(standins, tmp_path, capsys):
+    out = tmp_path / "elmo_frozen"
+    assert te.main(["freeze", standins["tf1"], str(out), "--output-key", "elmo"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "TF1" in printed and "input 'text'" in printed
+    assert (out / "saved_model.pb").exists()
+    assert list(hub.load(str(out)).signatures["default"].structured_outputs) == ["elmo"]
+    assert te.main(["freeze", standins["tf2"], str(tmp_path / "tf2_frozen")]) == 0
+    assert "TF2 format" in capsys.readouterr().out
+    assert te.main(["freeze", standins["tf1"], str(out)]) == 2  # refuses to overwrite
+    assert "not empty" in capsys.readouterr().err
+    assert te.main(["freeze", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def _assert_helpful(error: te.TextEncoderUnavailable, handle: str) -> None:
+    message = str(error)
+    assert handle in message
+    for hint in ("tar.gz", "TFHUB_CACHE_DIR", "--text-encoder learned", "saved_model.pb"):
+        assert hint in message
+
+
+def _fails_fast(handle: str) -> te.TextEncoderUnavailable:
+    start = time.monotonic()
+    with pytest.raises(te.TextEncoderUnavailable) as caught:
+        te.HubTextEncoder(handle)
+    assert time.monotonic() - start < FAIL_FAST_S
+    _assert_helpful(caught.value, handle)
+    return caught.value
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    """An empty TF Hub cache, and no proxy: connections go where the handle says."""
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub_cache"))
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return tmp_path / "hub_cache"
+
+
+def test_elmo_without_network_fails_fast_with_help(empty_hub_cache):
+    try:
+        socket.getaddrinfo("tfhub.dev", 443)
+    except OSError:
+        pass
+    else:
+        pytest.skip("tfhub.dev resolves here: the real ELMo would be downloaded")
+    _fails_fast(te.resolve_handle("elmo"))
+
+
+def test_refused_connection_fails_fast(empty_hub_cache):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: connecting is refused
+    assert "cannot connect" in str(_fails_fast(f"http://127.0.0.1:{port}/google/elmo/3"))
+
+
+def test_silent_server_fails_fast(empty_hub_cache, monkeypatch):
+    # Accepts the connection (the kernel does) but never answers: only a socket timeout ends it.
+    monkeypatch.setattr(te, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        assert "download failed" in str(_fails_fast(f"http://127.0.0.1:{server.getsockname()[1]}/elmo/3"))
+
+
+def test_hanging_connect_or_dns_fails_fast(empty_hub_cache, monkeypatch):
+    monkeypatch.setattr(te, "CONNECT_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(3))
+    assert "no answer" in str(_fails_fast("https://tfhub.dev/google/elmo/3"))
+
+
+def test_missing_local_folder_fails_fast(tmp_path):
+    assert "no such folder" in str(_fails_fast(str(tmp_path / "elmo_3")))
+
+
+def test_folder_without_a_module_fails_with_help(tmp_path):
+    assert "not a TF Hub module" in str(_fails_fast(str(tmp_path)))
+
+
+def test_copied_hub_cache_loads_the_url_offline(standin, empty_hub_cache, monkeypatch):
+    # The way the error message suggests: a cache folder filled on a machine with internet.
+    handle = te.ELMO_HANDLE
+    shutil.copytree(standin, empty_hub_cache / hashlib.sha1(handle.encode()).hexdigest())
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    encoder = te.HubTextEncoder("elmo")
+    assert encoder.handle == handle and encoder.width == WIDTH
