@@ -237,7 +237,7 @@ def _write_shard(
     progress: tqdm,
     rejected_before: int,
 ) -> dict:
-    written, rejected, batch = [], [], []
+    written, labels, rejected, batch = [], [], [], []
     temporary = out / f"{shard.name}.tmp"
     with tf.io.TFRecordWriter(str(temporary)) as writer:
 
@@ -245,6 +245,7 @@ def _write_shard(
             for record in featurize(batch):
                 writer.write(serialize_song(record))
                 written.append(record.id)
+                labels.append(list(record.labels))
             batch.clear()
 
         for _ in shard.tasks:
@@ -260,7 +261,7 @@ def _write_shard(
         if batch:
             flush()
     temporary.replace(out / shard.name)
-    record = {"split": shard.split, "ids": written, "rejected": rejected}
+    record = {"split": shard.split, "ids": written, "labels": labels, "rejected": rejected}
     _write_json_atomically(out / PROGRESS_DIR / f"{shard.name}.json", record)
     return record
 
@@ -318,6 +319,15 @@ def build_shards(config: BuildConfig, workers: int | None = None, progress: bool
     return BuildSummary(meta, time.perf_counter() - started, len(plan.shards) - len(pending))
 
 
+def _genre_counts(records: list[dict], split: str, genres: int) -> list[int]:
+    counts = np.zeros(genres, dtype=int)
+    for record in records:
+        if record["split"] == split:
+            for labels in record["labels"]:
+                counts[labels] += 1
+    return counts.tolist()
+
+
 def _finish(
     config: BuildConfig, features: FeatureConfig, plan: BuildPlan, done: dict, out: Path
 ) -> ShardsMeta:
@@ -338,6 +348,7 @@ def _finish(
         features=features,
         split_sizes={name: sum(len(r["ids"]) for r in records if r["split"] == name) for name in SPLIT_NAMES},
         shard_counts={name: sum(1 for s in plan.shards if s.split == name) for name in SPLIT_NAMES},
+        genre_counts={name: _genre_counts(records, name, len(plan.genres)) for name in SPLIT_NAMES},
         rejected=dict(collections.Counter(item["reason"] for item in rejected).most_common()),
         source=config.source,
         seed=config.seed,

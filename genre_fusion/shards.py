@@ -32,6 +32,7 @@ class ShardsMeta:
     features: FeatureConfig
     split_sizes: dict[str, int] = field(default_factory=dict)
     shard_counts: dict[str, int] = field(default_factory=dict)
+    genre_counts: dict[str, list[int]] = field(default_factory=dict)  # songs per genre, per split
     rejected: dict[str, int] = field(default_factory=dict)
     source: str = ""
     seed: int = 0

@@ -47,6 +47,8 @@ def test_shards_hold_every_song_once_with_the_features_of_the_shared_implementat
     assert len(splits) == 36 and splits["id"].is_unique
     assert meta.split_sizes == splits["split"].value_counts().to_dict()
     assert pd.read_csv(out / "rejected.csv").empty
+    assert [sum(counts) for counts in meta.genre_counts.values()] == list(meta.split_sizes.values())
+    assert all(count > 0 for count in meta.genre_counts["train"])
 
     manifest = pd.read_csv(manifest_collection).set_index("id")
     layer = LogMelSpectrogram.from_features(FEATURES)
