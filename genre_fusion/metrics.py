@@ -1,0 +1,280 @@
+"""Evaluation metrics of genre predictions, as a JSON-ready dict and as a terminal table.
+
+All numbers come from `sklearn.metrics`. Macro averages run over the genres that have at least one
+true song in the evaluated split: a genre absent from the split has no recall to measure, and
+counting it as F1 0 (or 1) would move the average by a fixed amount that says nothing about the
+model. Those genres are listed under `genres_without_support` and keep their row (support 0).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    top_k_accuracy_score,
+)
+
+from genre_fusion.shards import LABEL_MODES
+
+TOP_K = 3  # top-k accuracy uses k = min(TOP_K, genres)
+MIN_GENRES = 2  # fewer is not a classification
+
+
+def evaluate_predictions(
+    probabilities: np.ndarray,
+    targets: np.ndarray,
+    genres: Sequence[str],
+    label_mode: str,
+    threshold: float = 0.5,
+) -> dict:
+    """Scores genre predictions of one split.
+
+    Args:
+        probabilities: float [songs, genres]; softmax rows (`single`) or independent sigmoids (`multi`).
+        targets: [songs, genres] of 0/1; one-hot rows (`single`) or multi-hot rows (`multi`).
+        genres: the genre names, one per column, unique.
+        label_mode: "single" or "multi".
+        threshold: `multi` only; a genre is predicted when its probability is >= threshold.
+
+    Returns:
+        A JSON-serialisable dict (python ints, floats, lists; None where a number is undefined).
+        Both modes:
+            `label_mode`, `songs` (int), `genres` (list of names, the column order),
+            `genres_without_support` (names of the genres without a true song in the split),
+            `macro_f1` (over the genres with support; None in `multi` if no genre has any),
+            `per_genre`: {genre: {`precision`, `recall`, `f1`, `support`}} in column order;
+            precision is 0 for a genre never predicted, recall and F1 are 0 for support 0.
+        `single` adds:
+            `accuracy`, `top_k` (int, min(3, genres)), `top_k_accuracy`,
+            `weighted_f1` (weighted by support),
+            `confusion_matrix` ([genres][genres] song counts, rows = true genre, columns = predicted).
+        `multi` adds:
+            `threshold`, `micro_f1`, `samples_f1` (mean of per-song F1; 0 for a song without true
+            or predicted genres),
+            `mean_average_precision` (macro AP over the genres with a positive song; None if none),
+            `average_precision_genres_skipped` (int, genres left out of it),
+            `micro_roc_auc` (all (song, genre) pairs pooled; None without both classes),
+            `macro_roc_auc` (over the genres with positive and negative songs; None if none),
+            `roc_auc_genres_skipped` (int, genres left out of it),
+            and `average_precision` in each `per_genre` entry (None for a genre without positives).
+
+    Raises:
+        ValueError: on an unknown label mode, empty input, mismatched shapes or genre count,
+            duplicate genre names, non-finite probabilities, or targets that are not 0/1 (one-hot
+            rows in `single`).
+    """
+    probabilities, targets = _validated(probabilities, targets, genres, label_mode)
+    support = targets.sum(axis=0).astype(int)
+    with_support = np.flatnonzero(support > 0)
+    common = {
+        "label_mode": label_mode,
+        "songs": int(targets.shape[0]),
+        "genres": list(genres),
+        "genres_without_support": [genres[i] for i in np.flatnonzero(support == 0)],
+    }
+    if label_mode == "single":
+        return common | _single_label(probabilities, targets, genres, with_support)
+    return common | _multi_label(probabilities, targets, genres, with_support, threshold)
+
+
+def _validated(
+    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], label_mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checks the inputs of `evaluate_predictions`; returns them as float64 / int arrays."""
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    targets = np.asarray(targets)
+    if probabilities.ndim != 2 or targets.ndim != 2:
+        raise ValueError(
+            f"probabilities and targets must be 2-D [songs, genres], got shapes "
+            f"{probabilities.shape} and {targets.shape}"
+        )
+    if probabilities.shape != targets.shape:
+        raise ValueError(
+            f"probabilities {probabilities.shape} and targets {targets.shape} must have the same shape"
+        )
+    if probabilities.shape[0] == 0:
+        raise ValueError("no songs to evaluate: probabilities and targets are empty")
+    if probabilities.shape[1] != len(genres):
+        raise ValueError(f"{probabilities.shape[1]} probability columns but {len(genres)} genre names")
+    if len(genres) < MIN_GENRES:
+        raise ValueError(f"at least {MIN_GENRES} genres are needed, got {len(genres)}")
+    if len(set(genres)) != len(genres):
+        raise ValueError("genre names must be unique")
+    if not np.isfinite(probabilities).all():
+        raise ValueError("probabilities contain NaN or infinity (did training diverge?)")
+    if not np.isin(targets, (0, 1)).all():
+        raise ValueError("targets must hold only 0 and 1 (one-hot or multi-hot rows)")
+    targets = targets.astype(int)
+    if label_mode == "single" and not (targets.sum(axis=1) == 1).all():
+        raise ValueError("single-label targets must be one-hot: exactly one 1 per song")
+    return probabilities, targets
+
+
+def _per_genre(
+    targets: np.ndarray, predicted: np.ndarray, genres: Sequence[str], labels: np.ndarray
+) -> dict[str, dict]:
+    """{genre: precision, recall, f1, support} from class indices [songs] or indicators [songs, genres]."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predicted, labels=labels, zero_division=0
+    )
+    return {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(genres, precision, recall, f1, support, strict=True)
+    }
+
+
+def _single_label(
+    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], with_support: np.ndarray
+) -> dict:
+    """The `single` part of `evaluate_predictions`' result."""
+    labels = np.arange(len(genres))
+    true = targets.argmax(axis=1)
+    predicted = probabilities.argmax(axis=1)
+    top_k = min(TOP_K, len(genres))
+    with warnings.catch_warnings():
+        # With 3 genres or fewer k covers them all and the score is 1.0 by construction, which
+        # scikit-learn warns about; the table prints k beside it.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        # With exactly 2 genres scikit-learn wants the positive column only.
+        top_k_accuracy = top_k_accuracy_score(
+            true, probabilities if len(genres) > 2 else probabilities[:, 1], k=top_k, labels=labels
+        )
+    return {
+        "accuracy": float(accuracy_score(true, predicted)),
+        "top_k": top_k,
+        "top_k_accuracy": float(top_k_accuracy),
+        "macro_f1": float(f1_score(true, predicted, labels=with_support, average="macro", zero_division=0)),
+        "weighted_f1": float(
+            f1_score(true, predicted, labels=with_support, average="weighted", zero_division=0)
+        ),
+        "confusion_matrix": confusion_matrix(true, predicted, labels=labels).tolist(),
+        "per_genre": _per_genre(true, predicted, genres, labels),
+    }
+
+
+def _multi_label(
+    probabilities: np.ndarray,
+    targets: np.ndarray,
+    genres: Sequence[str],
+    with_support: np.ndarray,
+    threshold: float,
+) -> dict:
+    """The `multi` part of `evaluate_predictions`' result."""
+    predicted = (probabilities >= threshold).astype(int)
+    per_genre = _per_genre(targets, predicted, genres, np.arange(len(genres)))
+    average_precision = {
+        i: float(average_precision_score(targets[:, i], probabilities[:, i])) for i in with_support
+    }
+    for i, name in enumerate(genres):
+        per_genre[name]["average_precision"] = average_precision.get(i)
+    # ROC needs negatives too: a genre every song carries has no curve.
+    both_classes = with_support[targets[:, with_support].min(axis=0) == 0]
+    pooled_has_both = 0 < targets.sum() < targets.size
+    return {
+        "threshold": float(threshold),
+        "micro_f1": float(f1_score(targets, predicted, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(targets, predicted, labels=with_support, average="macro", zero_division=0))
+        if len(with_support)
+        else None,
+        "samples_f1": float(f1_score(targets, predicted, average="samples", zero_division=0)),
+        "mean_average_precision": float(np.mean(list(average_precision.values())))
+        if average_precision
+        else None,
+        "average_precision_genres_skipped": len(genres) - len(average_precision),
+        "micro_roc_auc": float(roc_auc_score(targets, probabilities, average="micro"))
+        if pooled_has_both
+        else None,
+        "macro_roc_auc": float(
+            roc_auc_score(targets[:, both_classes], probabilities[:, both_classes], average="macro")
+        )
+        if len(both_classes)
+        else None,
+        "roc_auc_genres_skipped": len(genres) - len(both_classes),
+        "per_genre": per_genre,
+    }
+
+
+def format_metrics_table(metrics: dict) -> str:
+    """The result of `evaluate_predictions` as plain text: headline numbers, then one row per genre.
+
+    Args:
+        metrics: a dict returned by `evaluate_predictions` (or read back from its JSON).
+
+    Returns:
+        Multi-line text without a trailing newline; undefined numbers print as "-".
+    """
+    total = len(metrics["genres"])
+    supported = f"{total - len(metrics['genres_without_support'])}/{total} genres"
+    headline: list[tuple[str, object]] = [
+        ("songs", metrics["songs"]),
+        ("label mode", metrics["label_mode"]),
+    ]
+    if metrics["label_mode"] == "single":
+        headline += [
+            ("accuracy", metrics["accuracy"]),
+            (f"top-{metrics['top_k']} accuracy", metrics["top_k_accuracy"]),
+            (f"macro-F1 ({supported})", metrics["macro_f1"]),
+            ("weighted-F1", metrics["weighted_f1"]),
+        ]
+    else:
+        headline += [
+            ("threshold", metrics["threshold"]),
+            ("micro-F1", metrics["micro_f1"]),
+            (f"macro-F1 ({supported})", metrics["macro_f1"]),
+            ("samples-F1", metrics["samples_f1"]),
+            (
+                f"mAP ({total - metrics['average_precision_genres_skipped']}/{total} genres)",
+                metrics["mean_average_precision"],
+            ),
+            ("micro ROC-AUC", metrics["micro_roc_auc"]),
+            (
+                f"macro ROC-AUC ({total - metrics['roc_auc_genres_skipped']}/{total} genres)",
+                metrics["macro_roc_auc"],
+            ),
+        ]
+    if metrics["genres_without_support"]:
+        headline.append(("genres without songs", ", ".join(metrics["genres_without_support"])))
+    label_width = max(len(label) for label, _ in headline)
+    lines = [f"{label:<{label_width}}  {_cell(value)}" for label, value in headline]
+
+    columns = ["precision", "recall", "f1", "support"]
+    if metrics["label_mode"] == "multi":
+        columns.append("average_precision")
+    headers = {"f1": "F1", "average_precision": "AP"}
+    rows = [
+        [genre] + [_cell(scores[column]) for column in columns]
+        for genre, scores in metrics["per_genre"].items()
+    ]
+    header = ["genre"] + [headers.get(column, column) for column in columns]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def aligned(row: list[str]) -> str:
+        # Genre names read left-aligned, numbers right-aligned so their decimal points line up.
+        return "  ".join(
+            [row[0].ljust(widths[0])]
+            + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        )
+
+    lines += ["", aligned(header), "  ".join("-" * width for width in widths)]
+    lines += [aligned(row) for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    """A table cell: floats with 3 decimals, None as "-", anything else as str."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
