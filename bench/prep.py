@@ -1,6 +1,6 @@
 """Preparation speed and memory: the build's audio path against a serial librosa baseline.
 
-    python bench/prep.py [--songs 240] [--unique 24] [--workers 2]
+    python bench/prep.py [--songs 240] [--unique 24] [--workers CORES+1]
 
 Writes UNIQUE synthetic 30 s MP3s at 44.1 kHz (both sides resample to 22,050 Hz) and a manifest
 that lists SONGS songs cycling over them, so a long run costs little to generate. On the same
@@ -103,7 +103,7 @@ def main() -> None:
     )
     parser.add_argument("--songs", type=int, default=240)
     parser.add_argument("--unique", type=int, default=24, help="distinct MP3 files written")
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
     args = parser.parse_args()
 
     features = FeatureConfig(clip_seconds=CLIP_SECONDS)

@@ -9,6 +9,10 @@ import sys
 from data_prep.labels import DEFAULT_TOP_GENRES
 from genre_fusion.features import FeatureConfig
 
+# The writing process spends much of its time waiting on TensorFlow kernels; one decoder more
+# than cores keeps every core busy (bench/prep.py measures it).
+DEFAULT_WORKERS = (os.cpu_count() or 1) + 1
+
 # Decode workers are spawned and re-import this module: TensorFlow (via the builder) is imported
 # only inside the commands, so a worker stays small and starts fast.
 
@@ -50,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--require-lyrics", action="store_true", help="reject songs without lyrics")
     build.add_argument("--limit", type=int, help="use only the first M songs (a quick trial)")
     build.add_argument("--shard-size", type=int, default=256, help="songs per TFRecord shard")
-    build.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding processes")
+    build.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="decoding processes (default: cores + 1)"
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

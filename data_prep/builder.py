@@ -197,12 +197,15 @@ class SongFeaturizer:
         self.features = features
         self.text_encoder = text_encoder
         log_mel = LogMelSpectrogram.from_features(features)
+        # One fixed batch shape: every new shape costs a slow first call of the STFT kernels.
         self._log_mel = tf.function(
-            log_mel, input_signature=[tf.TensorSpec([None, features.clip_samples], tf.float32)]
+            log_mel, input_signature=[tf.TensorSpec([BATCH_SIZE, features.clip_samples], tf.float32)]
         )
+        self._waveforms = np.zeros((BATCH_SIZE, features.clip_samples), dtype=np.float32)
 
     def __call__(self, songs: list[LoadedSong]) -> list[SongRecord]:
-        log_mels = self._log_mel(np.stack([song.waveform for song in songs])).numpy().astype(np.float16)
+        self._waveforms[: len(songs)] = [song.waveform for song in songs]
+        log_mels = self._log_mel(self._waveforms).numpy()[: len(songs)].astype(np.float16)
         words = principal_words([song.lyrics for song in songs], self.features.max_tokens)
         embeddings = self.text_encoder.embed(words) if self.text_encoder else [None] * len(songs)
         return [
@@ -287,7 +290,7 @@ def build_shards(config: BuildConfig, workers: int | None = None, progress: bool
     }
     pending = [shard for shard in plan.shards if shard.name not in done]
     text_encoder, features = load_text_encoder(config.features)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or (os.cpu_count() or 1) + 1
 
     total = sum(len(shard.tasks) for shard in plan.shards)
     bar = tqdm(
