@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from data_prep.song_loader import DEFAULT_WORKERS
 from genre_fusion.features import FeatureConfig
 
 # Decode workers are spawned and re-import this file: TensorFlow and librosa are imported inside
@@ -103,7 +104,7 @@ def main() -> None:
     )
     parser.add_argument("--songs", type=int, default=240)
     parser.add_argument("--unique", type=int, default=24, help="distinct MP3 files written")
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     args = parser.parse_args()
 
     features = FeatureConfig(clip_seconds=CLIP_SECONDS)

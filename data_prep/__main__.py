@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from data_prep.labels import DEFAULT_TOP_GENRES
+from data_prep.song_loader import DEFAULT_WORKERS
 from genre_fusion.features import FeatureConfig
-
-# The writing process spends much of its time waiting on TensorFlow kernels; one decoder more
-# than cores keeps every core busy (bench/prep.py measures it).
-DEFAULT_WORKERS = (os.cpu_count() or 1) + 1
 
 # Decode workers are spawned and re-import this module: TensorFlow (via the builder) is imported
 # only inside the commands, so a worker stays small and starts fast.

@@ -14,7 +14,6 @@ import csv
 import hashlib
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +27,14 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from data_prep.labels import DEFAULT_TOP_GENRES, assign_labels, build_vocabulary, drop_unused_genres
-from data_prep.song_loader import LoadedSong, Rejection, SongTask, exit_with_parent, load_song
+from data_prep.song_loader import (
+    DEFAULT_WORKERS,
+    LoadedSong,
+    Rejection,
+    SongTask,
+    exit_with_parent,
+    load_song,
+)
 from data_prep.sources import SourceError, read_manifest, read_music4all
 from data_prep.split import SPLIT_NAMES, split_by_artist
 from genre_fusion.features import FeatureConfig
@@ -290,7 +296,7 @@ def build_shards(config: BuildConfig, workers: int | None = None, progress: bool
     }
     pending = [shard for shard in plan.shards if shard.name not in done]
     text_encoder, features = load_text_encoder(config.features)
-    workers = workers or (os.cpu_count() or 1) + 1
+    workers = workers or DEFAULT_WORKERS
 
     total = sum(len(shard.tasks) for shard in plan.shards)
     bar = tqdm(

@@ -18,6 +18,10 @@ import numpy as np
 from genre_fusion.audio import AudioDecodeError, decode_audio
 from genre_fusion.lyrics import LyricsError, read_lyrics
 
+# The writing process spends much of its time waiting on TensorFlow kernels; one decoder more
+# than cores keeps every core busy (bench/prep.py measures it).
+DEFAULT_WORKERS = (os.cpu_count() or 1) + 1
+
 
 def exit_with_parent() -> None:
     """Pool initializer: end this worker when the building process dies (kill -9 included).
