@@ -3,6 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := demo
 STAMP := $(VENV)/.installed
+# TensorFlow's C++ start-up notices are noise for a user.
+TF_QUIET := TF_CPP_MIN_LOG_LEVEL=2
 
 .PHONY: install test lint demo clean
 
@@ -21,11 +23,23 @@ lint: install
 
 test: install
 	$(PY) -m ruff check .
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q
+	$(TF_QUIET) $(PY) -m pytest -q
 
 demo: install
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m data_prep synth --out $(DEMO)/music4all --faults
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m data_prep build --music4all $(DEMO)/music4all --out $(DEMO)/shards --clip-seconds 10
+	$(TF_QUIET) $(PY) -m data_prep synth --out $(DEMO)/music4all --faults
+	$(TF_QUIET) $(PY) -m data_prep build --music4all $(DEMO)/music4all --out $(DEMO)/shards --clip-seconds 10
+	$(TF_QUIET) $(PY) -m genre_fusion.train --data $(DEMO)/shards --run $(DEMO)/run --overwrite
+	$(TF_QUIET) $(PY) -m genre_fusion.evaluate --run $(DEMO)/run
+	$(TF_QUIET) $(PY) -m genre_fusion.export --run $(DEMO)/run --out $(DEMO)/model --overwrite
+	song=$$(awk -F, '$$2 == "test" {print $$1; exit}' $(DEMO)/shards/splits.csv); \
+	$(TF_QUIET) $(PY) -m genre_fusion.predict --model $(DEMO)/model \
+		$(DEMO)/music4all/audios/$$song.mp3 --lyrics $(DEMO)/music4all/lyrics/$$song.txt
+	@echo
+	@echo "demo collection  $(DEMO)/music4all   (faults.csv: the songs broken on purpose)"
+	@echo "shards           $(DEMO)/shards      (rejected.csv: what was skipped and why)"
+	@echo "trained run      $(DEMO)/run         (model.keras, history.csv, logs/, training_curves.png)"
+	@echo "evaluation       $(DEMO)/run/evaluation/test   (metrics.json, confusion_matrix.png, per_genre_f1.png)"
+	@echo "SavedModel       $(DEMO)/model       (serve it: python -m genre_fusion.predict --model $(DEMO)/model SONG.mp3)"
 
 clean:
 	rm -rf $(DEMO) $(VENV)

@@ -10,14 +10,22 @@ from genre_fusion import evaluate, train
 from genre_fusion.evaluate import predict_split
 from genre_fusion.metrics import evaluate_predictions
 from genre_fusion.shards import read_meta
-from tests.training_fixtures import learned_shards, tiny_model_flags  # noqa: F401  (fixture)
+
+pytest_plugins = ["tests.training_fixtures"]
 
 
 @pytest.fixture(scope="module")
-def trained_run(learned_shards, tmp_path_factory) -> Path:  # noqa: F811
-    run = tmp_path_factory.mktemp("evaluate") / "run"
-    flags = tiny_model_flags()
-    assert train.main(["--data", str(learned_shards), "--run", str(run), "--epochs", "2", *flags]) == 0
+def trained_run(learned_shards, tiny_model, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("evaluate")
+    hparams = folder / "tiny.json"
+    hparams.write_text(json.dumps(tiny_model.to_dict()))
+    run = folder / "run"
+    assert (
+        train.main(
+            ["--data", str(learned_shards), "--run", str(run), "--epochs", "2", "--hparams", str(hparams)]
+        )
+        == 0
+    )
     return run
 
 

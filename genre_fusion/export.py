@@ -1,0 +1,230 @@
+"""Export a finished training run as one self-contained SavedModel.
+
+    python -m genre_fusion.export --run RUN_DIR --out MODEL_DIR [--top-k 5] [--overwrite]
+
+MODEL_DIR holds the SavedModel of `genre_fusion.serving.GenreServer` (signatures ``serving_default``,
+``features`` and ``classify``, documented there and listed in ``signature.json``), ``labels.txt``
+(one genre per line, in the order of ``probabilities``), ``features.json`` (the `FeatureConfig`:
+sample rate and clip length tell a client how to decode audio) and ``README.txt``.
+
+Serving needs nothing but TensorFlow: log-mel and principal words are computed in the graph, and a
+hub text encoder is inside it. A TF1 module such as ELMo is frozen to constants first (its
+reference variables would be "uninitialized" when served). Before it is moved into place, the
+export is reloaded and checked against the in-memory model on a probe batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from genre_fusion.features import FeatureConfig
+from genre_fusion.model import EMBEDDINGS_INPUT, input_names
+from genre_fusion.serving import (
+    DEFAULT_TOP_K,
+    LYRICS,
+    PROBABILITIES,
+    SERVING_SIGNATURE,
+    WAVEFORM,
+    GenreServer,
+)
+from genre_fusion.text_encoders import (
+    HubTextEmbedding,
+    TextEncoderUnavailable,
+    freeze_module,
+    is_tf1_module,
+)
+from genre_fusion.train_config import MODEL_FILE, RunError, TrainConfig, read_run_summary
+
+LABELS_FILE = "labels.txt"
+FEATURES_FILE = "features.json"
+SIGNATURE_FILE = "signature.json"
+README_FILE = "README.txt"
+# The reloaded export against the in-memory server: the same graph, float32 rounding apart.
+EXPORT_CHECK_ATOL = 1e-5
+PROBE_LYRICS = ("[Chorus]\nI'm burning like fire tonight\nI'm burning like fire tonight", "")
+PROBE_FREQUENCY_HZ = 440.0
+
+
+class ExportError(ValueError):
+    """An export that cannot be made; the message names the problem and the fix."""
+
+
+def load_run(run_dir: str | Path) -> tuple[TrainConfig, keras.Model]:
+    """The config and best model of a finished run; `ExportError` if the run is not finished."""
+    run_dir = Path(run_dir)
+    try:
+        config = TrainConfig.load(run_dir)
+    except RunError as error:
+        raise ExportError(str(error)) from error
+    model_path = run_dir / MODEL_FILE
+    if read_run_summary(run_dir) is None or not model_path.is_file():
+        raise ExportError(
+            f"{run_dir} holds no finished model ({MODEL_FILE} and run.json are written when training "
+            "ends): finish the run by rerunning its `python -m genre_fusion.train` command (it resumes)"
+        )
+    return config, keras.models.load_model(model_path, compile=False)
+
+
+def text_encoder_layer(features: FeatureConfig, workdir: Path) -> HubTextEmbedding:
+    """The hub text encoder of `features` as a layer ready to export: a TF1 module is frozen to
+    constants in `workdir` first (the SavedModel copies what it needs; `workdir` may go after)."""
+    handle = features.text_encoder
+    try:
+        if is_tf1_module(handle):
+            handle = str(freeze_module(handle, workdir / "frozen_text_encoder", features.text_output_key))
+        return HubTextEmbedding(handle, output_key=features.text_output_key, name="text_encoder")
+    except (TextEncoderUnavailable, ValueError) as error:
+        raise ExportError(
+            f"the run's text encoder {features.text_encoder!r} is needed to export it: {error}"
+        ) from error
+
+
+def _specs_json(specs: dict[str, tf.TensorSpec]) -> dict:
+    return {
+        name: {
+            "dtype": spec.dtype.name,
+            "shape": [None if size is None else int(size) for size in spec.shape],
+        }
+        for name, spec in sorted(specs.items())
+    }
+
+
+def signature_description(loaded) -> dict:
+    """A loaded SavedModel -> {signature: {"inputs": {...}, "outputs": {...}}}, each tensor as its
+    dtype and shape (null: any size), as a client of the SavedModel sees them."""
+    return {
+        name: {
+            "inputs": _specs_json(function.structured_input_signature[1]),
+            "outputs": _specs_json(function.structured_outputs),
+        }
+        for name, function in loaded.signatures.items()
+    }
+
+
+def _probe_batch(features: FeatureConfig) -> dict[str, tf.Tensor]:
+    """Two songs of half a clip (the graph pads them): a tone with lyrics, and one without."""
+    t = np.arange(features.clip_samples // 2, dtype=np.float32) / features.sample_rate
+    tone = 0.5 * np.sin(2 * np.pi * PROBE_FREQUENCY_HZ * t, dtype=np.float32)
+    return {WAVEFORM: tf.constant(np.stack([tone, tone])), LYRICS: tf.constant(PROBE_LYRICS)}
+
+
+def _check_export(loaded, server: GenreServer) -> None:
+    """The reloaded SavedModel must serve what the in-memory server computes."""
+    probe = _probe_batch(server.features)
+    expected = server.serve(**probe)[PROBABILITIES].numpy()
+    served = loaded.signatures[SERVING_SIGNATURE](**probe)[PROBABILITIES].numpy()
+    if not np.allclose(served, expected, atol=EXPORT_CHECK_ATOL):
+        raise ExportError(
+            f"the reloaded export disagrees with the model (largest difference "
+            f"{np.abs(served - expected).max():.2e}): please report this"
+        )
+
+
+def _readme(config: TrainConfig, server: GenreServer, run_dir: Path) -> str:
+    features, genres, k = config.features, len(config.genres), server.top_k
+    return "\n".join(
+        [
+            f"Genre classifier exported from {run_dir.resolve()}",
+            f"({', '.join(config.model.modalities)}; {genres} genres, label mode {config.label_mode}).",
+            "",
+            f"serving_default: waveform float32 [batch, samples], mono at {features.sample_rate} Hz, any",
+            f"  length (cut or zero-padded to {features.clip_seconds:g} s); lyrics string [batch], raw text,",
+            '  "" for a song without lyrics.',
+            f"  -> probabilities float32 [batch, {genres}] (genres in the order of {LABELS_FILE}),",
+            f"     top_genres string [batch, {k}], top_probabilities float32 [batch, {k}].",
+            "features: the same inputs -> the model inputs; classify: the model inputs -> the same outputs.",
+            f"Every signature with its shapes: {SIGNATURE_FILE}. Feature settings: {FEATURES_FILE}.",
+            "",
+            "Classify files:  python -m genre_fusion.predict --model THIS_DIR song.mp3 [--lyrics song.txt]",
+            "From Python:     model = tf.saved_model.load(THIS_DIR)",
+            "                 outputs = model.signatures['serving_default'](waveform=..., lyrics=...)",
+            "",
+        ]
+    )
+
+
+def export_run(
+    run_dir: str | Path, out: str | Path, top_k: int = DEFAULT_TOP_K, overwrite: bool = False
+) -> Path:
+    """Export the best model of `run_dir` to `out` (see the module docstring); returns `out`.
+
+    Raises `ExportError` for an unfinished run, an unavailable text encoder, or an existing
+    non-empty `out` without `overwrite`. `out` appears only when complete and checked.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ExportError(f"{out} exists and is not empty: choose another --out or pass --overwrite")
+    config, model = load_run(run_dir)
+    features = config.features
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as workdir:
+        workdir = Path(workdir)
+        text_encoder = None
+        if EMBEDDINGS_INPUT in input_names(config.model.modalities, features):
+            text_encoder = text_encoder_layer(features, workdir)
+        server = GenreServer(model, features, config.genres, config.model.modalities, text_encoder, top_k)
+        staged = workdir / "export"
+        tf.saved_model.save(server, str(staged), signatures=server.signatures())
+        loaded = tf.saved_model.load(str(staged))
+        _check_export(loaded, server)
+        (staged / LABELS_FILE).write_text("".join(f"{genre}\n" for genre in config.genres), encoding="utf-8")
+        (staged / FEATURES_FILE).write_text(json.dumps(features.to_dict(), indent=2) + "\n", encoding="utf-8")
+        description = {"top_k": server.top_k, "signatures": signature_description(loaded)}
+        (staged / SIGNATURE_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+        (staged / README_FILE).write_text(_readme(config, server, run_dir), encoding="utf-8")
+        if out.is_dir():
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+        staged.rename(out)
+    return out
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m genre_fusion.export",
+        description="Export a finished training run as a SavedModel: waveform + lyrics in, genres out.",
+    )
+    parser.add_argument("--run", required=True, type=Path, help="run directory of genre_fusion.train")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write the SavedModel to")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        help=f"genres in the top_genres output (default {DEFAULT_TOP_K})",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f"--top-k must be >= 1, got {args.top_k}")
+    try:
+        out = export_run(args.run, args.out, args.top_k, args.overwrite)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    description = json.loads((out / SIGNATURE_FILE).read_text(encoding="utf-8"))
+    serving = description["signatures"][SERVING_SIGNATURE]
+    print(f"exported {args.run} -> {out} ({_folder_bytes(out) / 2**20:.1f} MiB)")
+    for kind in ("inputs", "outputs"):
+        listed = ", ".join(f"{name} {spec['dtype']} {spec['shape']}" for name, spec in serving[kind].items())
+        print(f"  {SERVING_SIGNATURE} {kind}: {listed}")
+    print(f"  classify files: python -m genre_fusion.predict --model {out} SONG.mp3 [--lyrics SONG.txt]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

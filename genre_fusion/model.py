@@ -1,0 +1,296 @@
+"""The genre model: an audio branch and a lyrics branch, fused, with a softmax (or sigmoid) head.
+
+`build_model(config, meta, adapt_data)` is the one builder shared by training and tuning:
+
+- Audio: log-mel [batch, mel_bins, frames] -> per-mel-bin normalisation -> `conv_blocks` blocks of
+  Conv2D 3x3, batch norm, ReLU, 2x2 max pooling (filters `conv_filters`, doubling per block), read
+  with time first so that the final feature map is also a sequence of audio frames -> global
+  average pooling -> dense.
+- Lyrics: token vectors (the learned encoder: `TextVectorization` adapted on the training split and
+  a trainable embedding; or the cached hub embeddings) -> token mask (modality dropout in
+  training) -> `lstm_layers` stacked LSTMs -> mean over the valid tokens -> dense, zeroed for a
+  song without lyrics, beside a has-lyrics flag (see `fusion.py`).
+- Fusion: ``concat`` (the proposal: concatenation into dense layers), ``gated`` (gated multimodal
+  unit) or ``attention`` (symmetric cross-modal attention between the audio frames and the LSTM
+  outputs per token, instead of the two poolings), then dense -> head. Only the branches of
+  `modalities` are built.
+
+Inputs, by name (a contract with the data pipeline and the export): ``log_mel`` float32
+[batch, mel_bins, frames]; with the learned encoder ``words`` string [batch] (principal words, ""
+without lyrics); with a hub encoder ``embeddings`` float32 [batch, max_tokens, width] (zero-padded)
+and ``tokens`` int32 [batch] (valid rows, 0 without lyrics). Output: genre probabilities float32
+[batch, genres], softmax for ``single`` label mode, sigmoid for ``multi``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from genre_fusion.features import FeatureConfig
+from genre_fusion.fusion import CrossModalAttention, GatedMultimodalUnit, ModalityDropout, SequencePresence
+from genre_fusion.shards import ShardsMeta
+
+AUDIO = "audio"
+LYRICS = "lyrics"
+MODALITIES = (AUDIO, LYRICS)
+FUSIONS = ("concat", "gated", "attention")
+
+LOG_MEL_INPUT = "log_mel"
+WORDS_INPUT = "words"
+EMBEDDINGS_INPUT = "embeddings"
+TOKENS_INPUT = "tokens"
+OUTPUT_NAME = "genres"
+
+KERNEL_SIZE = 3
+POOL_SIZE = 2
+ATTENTION_HEADS = 4
+TOP_K = 3
+# Keras' default 0.99 leaves the moving statistics of a small training split (a few hundred
+# steps in all) far from the batch statistics, and inference far from training.
+BATCH_NORM_MOMENTUM = 0.9
+# Per-mel-bin statistics settle long before the end of a large training split; the vocabulary,
+# in contrast, is counted over every song.
+NORMALIZATION_ADAPT_BATCHES = 64
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and optimiser settings; every field is a tunable hyperparameter."""
+
+    modalities: tuple[str, ...] = (AUDIO, LYRICS)
+    conv_blocks: int = 4
+    conv_filters: int = 32  # filters of the first conv block; doubled by each following block
+    lstm_layers: int = 2
+    lstm_units: int = 64
+    dense_units: int = 128
+    dropout: float = 0.3
+    fusion: str = "concat"
+    modality_dropout: float = 0.2  # fraction of training songs whose lyrics are hidden (fused model)
+    embedding_dim: int = 64  # learned encoder only
+    vocabulary_size: int = 20000  # learned encoder only; padding and out-of-vocabulary included
+    learning_rate: float = 3e-3
+
+    def __post_init__(self):
+        if isinstance(self.modalities, str):
+            self.modalities = tuple(name for name in self.modalities.split(",") if name)
+        self.modalities = tuple(self.modalities)
+        unknown = [name for name in self.modalities if name not in MODALITIES]
+        if not self.modalities or unknown or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(
+                f"modalities must be one or both of {', '.join(MODALITIES)}, got {','.join(self.modalities)}"
+            )
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        for name in ("conv_blocks", "conv_filters", "lstm_layers", "lstm_units", "dense_units"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.fusion == "attention" and self.dense_units % ATTENTION_HEADS:
+            raise ValueError(
+                f"attention fusion splits dense_units over {ATTENTION_HEADS} heads: "
+                f"dense_units must be a multiple of {ATTENTION_HEADS}, got {self.dense_units}"
+            )
+        for name in ("dropout", "modality_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def check_features(self, features: FeatureConfig) -> None:
+        """Raise ValueError when these settings cannot work on clips of `features`."""
+        if AUDIO in self.modalities and features.mel_bins < POOL_SIZE**self.conv_blocks:
+            raise ValueError(
+                f"{self.conv_blocks} conv blocks pool the {features.mel_bins} mel bins of the shards "
+                f"below 1: use at most {features.mel_bins.bit_length() - 1} conv blocks"
+            )
+
+    @property
+    def fused(self) -> bool:
+        return len(self.modalities) == len(MODALITIES)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["modalities"] = list(self.modalities)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Field values -> config; unknown names are an error (a typo must not pass silently)."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def input_names(modalities: tuple[str, ...], features: FeatureConfig) -> tuple[str, ...]:
+    """The model's input names for these modalities and this text encoder."""
+    names = []
+    if AUDIO in modalities:
+        names.append(LOG_MEL_INPUT)
+    if LYRICS in modalities:
+        names += [EMBEDDINGS_INPUT, TOKENS_INPUT] if features.uses_embeddings else [WORDS_INPUT]
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """What a branch hands to the fusion: a vector [batch, width] per song, or for attention a
+    sequence [batch, steps, dense_units]; the lyrics branch adds its token mask bool [batch, steps]
+    and has-lyrics flag [batch, 1]."""
+
+    vector: keras.KerasTensor | None = None
+    sequence: keras.KerasTensor | None = None
+    mask: keras.KerasTensor | None = None
+    present: keras.KerasTensor | None = None
+
+
+def _model_inputs(adapt_data: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches of input dicts, whether or not the dataset also yields targets."""
+    if isinstance(adapt_data.element_spec, tuple):
+        return adapt_data.map(lambda inputs, *_: inputs)
+    return adapt_data
+
+
+def _audio_branch(
+    config: ModelConfig, features: FeatureConfig, adapt_data: tf.data.Dataset | None, inputs: dict
+) -> _Branch:
+    log_mel = keras.Input((features.mel_bins, None), name=LOG_MEL_INPUT, dtype="float32")
+    inputs[LOG_MEL_INPUT] = log_mel
+    # float32 whatever the policy: the statistics of dB values are accumulated here.
+    normalization = keras.layers.Normalization(axis=1, dtype="float32", name="log_mel_normalization")
+    if adapt_data is not None:
+        normalization.adapt(
+            adapt_data.map(lambda batch: batch[LOG_MEL_INPUT]).take(NORMALIZATION_ADAPT_BATCHES)
+        )
+    x = normalization(log_mel)
+    # Time first: [batch, frames, mel_bins, 1], so the last feature map is a sequence of frames.
+    x = keras.layers.Permute((2, 1), name="frames_first")(x)
+    x = keras.layers.Reshape((-1, features.mel_bins, 1), name="add_channel")(x)
+    for block in range(config.conv_blocks):
+        x = keras.layers.Conv2D(
+            config.conv_filters * 2**block, KERNEL_SIZE, padding="same", use_bias=False, name=f"conv{block}"
+        )(x)
+        x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"conv{block}_norm")(x)
+        x = keras.layers.ReLU(name=f"conv{block}_relu")(x)
+        x = keras.layers.MaxPooling2D(POOL_SIZE, padding="same", name=f"conv{block}_pool")(x)
+
+    if config.fusion == "attention" and config.fused:
+        _, _, bins, channels = x.shape
+        frames = keras.layers.Reshape((-1, bins * channels), name="audio_frames")(x)
+        frames = keras.layers.Dense(config.dense_units, activation="relu", name="audio_frames_dense")(frames)
+        return _Branch(sequence=frames)
+    pooled = keras.layers.GlobalAveragePooling2D(name="audio_pool")(x)
+    pooled = keras.layers.Dropout(config.dropout, name="audio_dropout")(pooled)
+    vector = keras.layers.Dense(config.dense_units, activation="relu", name="audio_dense")(pooled)
+    return _Branch(vector=vector)
+
+
+def _token_vectors(
+    config: ModelConfig, features: FeatureConfig, adapt_data: tf.data.Dataset | None, inputs: dict
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The lyrics input(s) -> token vectors [batch, max_tokens, width] and mask bool [batch, max_tokens]."""
+    if features.uses_embeddings:
+        embeddings = keras.Input(
+            (features.max_tokens, features.embedding_width), name=EMBEDDINGS_INPUT, dtype="float32"
+        )
+        tokens = keras.Input((), name=TOKENS_INPUT, dtype="int32")
+        inputs[EMBEDDINGS_INPUT], inputs[TOKENS_INPUT] = embeddings, tokens
+        positions = ops.expand_dims(ops.arange(features.max_tokens, dtype="int32"), 0)
+        return embeddings, ops.less(positions, ops.expand_dims(tokens, -1))
+
+    words = keras.Input((), name=WORDS_INPUT, dtype="string")
+    inputs[WORDS_INPUT] = words
+    # The shards hold principal words already cleaned and capped: split on spaces, nothing else.
+    vectorization = keras.layers.TextVectorization(
+        max_tokens=config.vocabulary_size,
+        standardize=None,
+        split="whitespace",
+        output_sequence_length=features.max_tokens,
+        name="words_vectorization",
+    )
+    if adapt_data is not None:
+        vectorization.adapt(adapt_data.map(lambda batch: batch[WORDS_INPUT]))
+    ids = vectorization(words)
+    vectors = keras.layers.Embedding(config.vocabulary_size, config.embedding_dim, name="word_embedding")(ids)
+    return vectors, ops.not_equal(ids, 0)
+
+
+def _lyrics_branch(
+    config: ModelConfig, features: FeatureConfig, adapt_data: tf.data.Dataset | None, inputs: dict
+) -> _Branch:
+    x, mask = _token_vectors(config, features, adapt_data, inputs)
+    if config.fused and config.modality_dropout:
+        mask = ModalityDropout(config.modality_dropout, name="lyrics_dropout")(mask)
+    guarded_mask, present = SequencePresence(name="lyrics_presence")(mask)
+    for layer in range(config.lstm_layers):
+        x = keras.layers.LSTM(config.lstm_units, return_sequences=True, name=f"lstm{layer}")(
+            x, mask=guarded_mask
+        )
+        x = keras.layers.Dropout(config.dropout, name=f"lstm{layer}_dropout")(x)
+
+    if config.fusion == "attention" and config.fused:
+        sequence = keras.layers.Dense(config.dense_units, activation="relu", name="lyrics_tokens_dense")(x)
+        return _Branch(sequence=sequence, mask=mask, present=present)
+    # The mean over the valid steps rather than the last state: every word's output reaches the
+    # loss directly, which trains much faster on a small collection.
+    x = keras.layers.GlobalAveragePooling1D(name="lyrics_pool")(x, mask=guarded_mask)
+    vector = keras.layers.Dense(config.dense_units, activation="relu", name="lyrics_dense")(x)
+    vector = keras.layers.Multiply(name="lyrics_if_present")([vector, present])
+    return _Branch(vector=keras.layers.Concatenate(name="lyrics_vector")([vector, present]), present=present)
+
+
+def _fuse(config: ModelConfig, audio: _Branch | None, lyrics: _Branch | None) -> keras.KerasTensor:
+    if not config.fused:
+        return (audio or lyrics).vector
+    if config.fusion == "concat":
+        return keras.layers.Concatenate(name="concat_fusion")([audio.vector, lyrics.vector])
+    if config.fusion == "gated":
+        return GatedMultimodalUnit(config.dense_units, name="gated_fusion")([audio.vector, lyrics.vector])
+    attended = CrossModalAttention(
+        ATTENTION_HEADS, config.dense_units // ATTENTION_HEADS, config.dropout, name="attention_fusion"
+    )([audio.sequence, lyrics.sequence, lyrics.mask])
+    return keras.layers.Concatenate(name="attention_and_presence")([attended, lyrics.present])
+
+
+def build_model(
+    config: ModelConfig, meta: ShardsMeta, adapt_data: tf.data.Dataset | None = None
+) -> keras.Model:
+    """A compiled model for the shards described by `meta`.
+
+    `adapt_data`: batches of the model's input dicts (targets may come along) from the training
+    split; it adapts the log-mel normalisation and the learned encoder's vocabulary. Without it
+    the normalisation is the identity and the learned encoder has no vocabulary: the model has
+    its final structure (for summaries and shapes) but cannot be called on words.
+    Raises ValueError when the settings do not fit the shards' features.
+    """
+    features = meta.features
+    config.check_features(features)
+    adapt_data = None if adapt_data is None else _model_inputs(adapt_data)
+    inputs: dict[str, keras.KerasTensor] = {}
+    audio = _audio_branch(config, features, adapt_data, inputs) if AUDIO in config.modalities else None
+    lyrics = _lyrics_branch(config, features, adapt_data, inputs) if LYRICS in config.modalities else None
+
+    x = keras.layers.Dropout(config.dropout, name="fusion_dropout")(_fuse(config, audio, lyrics))
+    x = keras.layers.Dense(config.dense_units, activation="relu", name="fusion_dense")(x)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    single = meta.label_mode == "single"
+    # float32 under mixed precision too: the probabilities and the loss stay exact.
+    outputs = keras.layers.Dense(
+        len(meta.genres), activation="softmax" if single else "sigmoid", dtype="float32", name=OUTPUT_NAME
+    )(x)
+    name = "_".join(config.modalities) + (f"_{config.fusion}" if config.fused else "")
+    model = keras.Model(inputs, outputs, name=name)
+
+    if single:
+        loss = keras.losses.CategoricalCrossentropy()
+        metrics = [
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(TOP_K, name=f"top{TOP_K}_accuracy"),
+        ]
+    else:
+        loss = keras.losses.BinaryCrossentropy()
+        metrics = [keras.metrics.AUC(multi_label=True, num_labels=len(meta.genres), name="auc")]
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics)
+    return model

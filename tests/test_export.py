@@ -1,0 +1,366 @@
+"""`genre_fusion.export`: a finished run -> one SavedModel that serves raw audio and lyrics alone.
+
+Once per session (`trained_exports`, shared with test_predict.py): an 80-song demo collection,
+shards with the learned text encoder and with the TF1 stand-in of ELMo (reference variables, like
+ELMo itself), a one-epoch run of a small model on each, and their exports. The round trip serves
+both exports in a fresh Python process that imports only TensorFlow and NumPy, with the run
+directories and the hub module folder moved away, and compares with the trained Keras models fed
+the songs' features as the shards hold them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_prep.builder import BuildConfig, build_shards
+from data_prep.sources import read_music4all
+from data_prep.synth import write_demo_collection
+from genre_fusion import export
+from genre_fusion.audio import decode_audio
+from genre_fusion.features import FeatureConfig
+from genre_fusion.lyrics import read_lyrics
+from genre_fusion.model import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
+from genre_fusion.schema import parse_song
+from genre_fusion.serving import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
+from genre_fusion.shards import SPLITS, read_meta, shard_files
+from genre_fusion.train import main as train_main
+from genre_fusion.train_config import MODEL_FILE, RUN_FILE, TrainConfig
+from tests import hub_standins
+
+ENCODERS = ("learned", "hub")
+KINDS = ("shards", "run", "model")  # folder name prefixes, in the order of TrainedExports' fields
+GENRES = 4
+FEATURES = FeatureConfig(clip_seconds=2.0, mel_bins=32)
+SMALL_MODEL = [
+    "--epochs", "1", "--batch-size", "16", "--conv-blocks", "2", "--conv-filters", "4", "--lstm-layers", "1",
+    "--lstm-units", "8", "--dense-units", "8", "--vocabulary-size", "300", "--embedding-dim", "8",
+]  # fmt: skip
+TOP_K = 3
+# The shards store log-mel and embeddings as float16 (11-bit significand: relative error <= 2**-11,
+# plus float16's absolute resolution near 0); served features are float32.
+FLOAT16_RTOL = 2**-10
+FLOAT16_ATOL = 1e-4
+# Served probabilities against the Keras model fed the served features: the same float32 numbers
+# through the same layers, in another process (summation order may differ).
+SAME_FEATURES_ATOL = 1e-5
+# Served probabilities against the Keras model fed the shards' float16 features: float16 rounding
+# of the inputs is the only difference (measured: at most 1.1e-5 on these small models).
+SHARD_FEATURES_ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class TrainedExports:
+    """Paths by text encoder ("learned", "hub"): shards, runs, and exports (top-k `TOP_K`)."""
+
+    collection: Path
+    standin: Path
+    shards: dict[str, Path]
+    runs: dict[str, Path]
+    models: dict[str, Path]
+
+
+@functools.cache
+def trained_exports(root: Path) -> TrainedExports:
+    """Build, train and export once under `root` (a session's base temp folder: test_predict.py
+    calls this too, and gets the same result)."""
+    collection = root / "music4all"
+    write_demo_collection(collection, songs=80, genres=GENRES, seconds=2.0, progress=False)
+    standin = hub_standins.build_tf1_standin(root / "elmo_standin")
+    features = {"learned": FEATURES, "hub": replace(FEATURES, text_encoder=str(standin))}
+    shards, runs, models = ({encoder: root / f"{kind}_{encoder}" for encoder in ENCODERS} for kind in KINDS)
+    for encoder in ENCODERS:
+        config = BuildConfig(out=str(shards[encoder]), music4all=str(collection), features=features[encoder])
+        build_shards(config, workers=2, progress=False)
+        assert train_main(["--data", str(shards[encoder]), "--run", str(runs[encoder]), *SMALL_MODEL]) == 0
+        top_k = ["--top-k", str(TOP_K)]
+        assert export.main(["--run", str(runs[encoder]), "--out", str(models[encoder]), *top_k]) == 0
+    return TrainedExports(collection, standin, shards, runs, models)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> TrainedExports:
+    return trained_exports(tmp_path_factory.getbasetemp() / "trained_exports")
+
+
+@dataclass(frozen=True)
+class Songs:
+    """The shards' songs in one order: `waveforms` float32 [n, clip_samples] decoded as preparation
+    decodes them, raw `lyrics` ("" without), and per encoder the shard records."""
+
+    ids: list[str]
+    waveforms: np.ndarray
+    lyrics: list[str]
+    records: dict[str, list[dict]]
+
+
+def _shard_records(shards: Path) -> dict[str, dict]:
+    meta = read_meta(shards)
+    files = [str(path) for split in SPLITS for path in shard_files(shards, split)]
+    return {
+        record["id"].decode(): record
+        for record in (
+            {key: value.numpy() for key, value in parse_song(serialized, meta.features).items()}
+            for serialized in tf.data.TFRecordDataset(files)
+        )
+    }
+
+
+def _raw_lyrics(path: Path | None) -> str:
+    """What preparation reads: "" for an instrumental song (no path) or a missing file."""
+    return (read_lyrics(path) or "") if isinstance(path, Path) else ""
+
+
+def _songs(trained: TrainedExports) -> Songs:
+    records = {encoder: _shard_records(trained.shards[encoder]) for encoder in ENCODERS}
+    ids = sorted(records["learned"])
+    assert sorted(records["hub"]) == ids
+    sources = read_music4all(trained.collection).set_index("id")
+    waveforms = [
+        decode_audio(sources.at[i, "audio"], FEATURES.sample_rate, FEATURES.clip_seconds).waveform
+        for i in ids
+    ]
+    lyrics = [_raw_lyrics(sources.at[i, "lyrics"]) for i in ids]
+    return Songs(ids, np.stack(waveforms), lyrics, {e: [records[e][i] for i in ids] for e in ENCODERS})
+
+
+def shard_inputs(records: list[dict], features: FeatureConfig, without_lyrics: bool = False) -> dict:
+    """The model inputs of `records` as training reads them (float16 -> float32); with
+    `without_lyrics`, what the shards hold for a song without lyrics."""
+    inputs = {LOG_MEL_INPUT: np.stack([r[LOG_MEL_INPUT] for r in records]).astype(np.float32)}
+    if features.uses_embeddings:
+        inputs[EMBEDDINGS_INPUT] = np.stack([r[EMBEDDINGS_INPUT] for r in records]).astype(np.float32)
+        inputs[TOKENS_INPUT] = np.array([r[TOKENS_INPUT] for r in records], np.int32)
+        if without_lyrics:
+            inputs[EMBEDDINGS_INPUT][:] = 0.0
+            inputs[TOKENS_INPUT][:] = 0
+    else:
+        inputs[WORDS_INPUT] = np.array(
+            [b"" if without_lyrics else r[WORDS_INPUT] for r in records], dtype=object
+        )
+    return inputs
+
+
+# Runs in the fresh process: TensorFlow and NumPy only. argv: models JSON, songs .npz, output folder.
+SERVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    def specs(structure):
+        return {name: [spec.dtype.name, spec.shape.as_list()] for name, spec in structure.items()}
+
+    def array(tensor):  # strings as fixed-width bytes: object arrays would need pickle
+        return tensor.numpy().astype(bytes) if tensor.dtype == tf.string else tensor.numpy()
+
+    models, songs, out = json.loads(sys.argv[1]), np.load(sys.argv[2]), sys.argv[3]
+    waveform, lyrics = tf.constant(songs["waveforms"]), tf.constant(songs["lyrics"])
+    report = {}
+    for name, path in models.items():
+        signatures = tf.saved_model.load(path).signatures
+        served = signatures["serving_default"](waveform=waveform, lyrics=lyrics)
+        no_lyrics = signatures["serving_default"](waveform=waveform, lyrics=tf.fill(tf.shape(lyrics), ""))
+        features = signatures["features"](waveform=waveform, lyrics=lyrics)
+        arrays = {f"served_{k}": array(v) for k, v in served.items()}
+        arrays.update({f"no_lyrics_{k}": array(v) for k, v in no_lyrics.items()})
+        arrays.update({f"features_{k}": array(v) for k, v in features.items()})
+        np.savez(f"{out}/{name}.npz", **arrays)
+        report[name] = {
+            key: {"inputs": specs(f.structured_input_signature[1]), "outputs": specs(f.structured_outputs)}
+            for key, f in signatures.items()
+        }
+    project = ("genre_fusion", "data_prep", "tests", "tensorflow_hub")
+    report["modules"] = sorted(m for m in sys.modules if m.split(".")[0] in project)
+    print(json.dumps(report))
+    """
+)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    songs: Songs
+    served: dict[str, dict[str, np.ndarray]]  # by encoder: output name -> array
+    report: dict
+
+
+@pytest.fixture(scope="module")
+def round_trip(trained: TrainedExports, tmp_path_factory) -> RoundTrip:
+    songs = _songs(trained)
+    work = tmp_path_factory.mktemp("round_trip")
+    np.savez(
+        work / "songs.npz",
+        waveforms=songs.waveforms,
+        lyrics=np.array([text.encode() for text in songs.lyrics]),
+    )
+    moved = [trained.standin, *trained.runs.values()]
+    for path in moved:
+        path.rename(path.with_name(path.name + ".moved"))
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                SERVE_SCRIPT,
+                json.dumps({encoder: str(path) for encoder, path in trained.models.items()}),
+                str(work / "songs.npz"),
+                str(work),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            cwd=work,
+            timeout=300,
+        )
+    finally:
+        for path in moved:
+            path.with_name(path.name + ".moved").rename(path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = {encoder: dict(np.load(work / f"{encoder}.npz")) for encoder in ENCODERS}
+    return RoundTrip(songs, served, json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _keras_model(trained: TrainedExports, encoder: str) -> keras.Model:
+    return keras.models.load_model(trained.runs[encoder] / MODEL_FILE, compile=False)
+
+
+def test_the_fresh_process_needs_nothing_but_tensorflow(round_trip):
+    assert round_trip.report["modules"] == []
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_served_features_are_the_shards_features(trained, round_trip, encoder):
+    features = TrainConfig.load(trained.runs[encoder]).features
+    served = round_trip.served[encoder]
+    expected = shard_inputs(round_trip.songs.records[encoder], features)
+    assert sorted(name for name in served if name.startswith("features_")) == sorted(
+        f"features_{name}" for name in input_names(("audio", "lyrics"), features)
+    )
+    for name, want in expected.items():
+        got = served[f"features_{name}"]
+        if want.dtype.kind in "fc":
+            np.testing.assert_allclose(got, want, rtol=FLOAT16_RTOL, atol=FLOAT16_ATOL, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got.astype(want.dtype), want, err_msg=name)
+    has_lyrics = [bool(text.strip()) for text in round_trip.songs.lyrics]
+    assert any(has_lyrics) and not all(has_lyrics)  # the collection's instrumental songs are in the test
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_served_probabilities_match_the_trained_model(trained, round_trip, encoder):
+    features = TrainConfig.load(trained.runs[encoder]).features
+    model = _keras_model(trained, encoder)
+    served = round_trip.served[encoder]
+    records = round_trip.songs.records[encoder]
+    probabilities = served["served_probabilities"]
+    assert probabilities.shape == (len(records), GENRES) and probabilities.dtype == np.float32
+
+    on_shards = model(shard_inputs(records, features), training=False).numpy()
+    np.testing.assert_allclose(probabilities, on_shards, atol=SHARD_FEATURES_ATOL)
+    served_features = {k.removeprefix("features_"): v for k, v in served.items() if k.startswith("features_")}
+    on_served_features = model(served_features, training=False).numpy()
+    np.testing.assert_allclose(probabilities, on_served_features, atol=SAME_FEATURES_ATOL)
+    # And the ranking is the model's: the genres of the top probabilities, most probable first.
+    genres = np.array(TrainConfig.load(trained.runs[encoder]).genres)
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_K]
+    np.testing.assert_array_equal(served["served_top_genres"].astype(str), genres[order])
+    np.testing.assert_allclose(
+        served["served_top_probabilities"], np.take_along_axis(probabilities, order, 1)
+    )
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_songs_without_lyrics_are_served(trained, round_trip, encoder):
+    features = TrainConfig.load(trained.runs[encoder]).features
+    model = _keras_model(trained, encoder)
+    records = round_trip.songs.records[encoder]
+    no_lyrics = round_trip.served[encoder]["no_lyrics_probabilities"]
+    expected = model(shard_inputs(records, features, without_lyrics=True), training=False).numpy()
+    np.testing.assert_allclose(no_lyrics, expected, atol=SHARD_FEATURES_ATOL)
+    # The lyrics are used: the songs that have some are classified differently without them.
+    with_lyrics = np.array([bool(text.strip()) for text in round_trip.songs.lyrics])
+    served = round_trip.served[encoder]["served_probabilities"]
+    assert not np.allclose(served[with_lyrics], no_lyrics[with_lyrics], atol=1e-6)
+    np.testing.assert_allclose(served[~with_lyrics], no_lyrics[~with_lyrics], atol=SAME_FEATURES_ATOL)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_signatures_names_and_shapes(trained, round_trip, encoder):
+    features = TrainConfig.load(trained.runs[encoder]).features
+    signatures = round_trip.report[encoder]
+    assert sorted(signatures) == sorted([SERVING_SIGNATURE, FEATURES_SIGNATURE, CLASSIFY_SIGNATURE])
+    outputs = {
+        "probabilities": ["float32", [None, GENRES]],
+        "top_genres": ["string", [None, TOP_K]],
+        "top_probabilities": ["float32", [None, TOP_K]],
+    }
+    assert signatures[SERVING_SIGNATURE] == {
+        "inputs": {"waveform": ["float32", [None, None]], "lyrics": ["string", [None]]},
+        "outputs": outputs,
+    }
+    model_inputs = {LOG_MEL_INPUT: ["float32", [None, FEATURES.mel_bins, FEATURES.frames]]}
+    if encoder == "hub":
+        width = hub_standins.DEFAULT_WIDTH
+        model_inputs[EMBEDDINGS_INPUT] = ["float32", [None, FEATURES.max_tokens, width]]
+        model_inputs[TOKENS_INPUT] = ["int32", [None]]
+    else:
+        model_inputs[WORDS_INPUT] = ["string", [None]]
+    assert signatures[FEATURES_SIGNATURE]["outputs"] == model_inputs
+    assert signatures[CLASSIFY_SIGNATURE] == {"inputs": model_inputs, "outputs": outputs}
+    # signature.json describes the same signatures, written from the reloaded export.
+    written = json.loads((trained.models[encoder] / export.SIGNATURE_FILE).read_text())
+    assert written["top_k"] == TOP_K
+    for name, signature in signatures.items():
+        for kind in ("inputs", "outputs"):
+            assert {
+                n: [s["dtype"], s["shape"]] for n, s in written["signatures"][name][kind].items()
+            } == signature[kind]
+    assert features.to_dict() == json.loads((trained.models[encoder] / export.FEATURES_FILE).read_text())
+
+
+def test_labels_txt_lists_the_genres_in_output_order(trained):
+    for encoder in ENCODERS:
+        labels = (trained.models[encoder] / export.LABELS_FILE).read_text(encoding="utf-8").splitlines()
+        assert labels == list(TrainConfig.load(trained.runs[encoder]).genres) and len(labels) == GENRES
+        assert "predict" in (trained.models[encoder] / export.README_FILE).read_text()
+
+
+def test_refuses_a_run_without_a_finished_model(trained, tmp_path, capsys):
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(trained.runs["learned"] / "config.json", unfinished)
+    assert export.main(["--run", str(unfinished), "--out", str(tmp_path / "model")]) == 2
+    assert "no finished model" in capsys.readouterr().err
+    shutil.copy(trained.runs["learned"] / MODEL_FILE, unfinished)  # a checkpoint, but training went on
+    assert export.main(["--run", str(unfinished), "--out", str(tmp_path / "model")]) == 2
+    assert f"{RUN_FILE} are written when training ends" in capsys.readouterr().err
+    assert export.main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "model")]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
+
+
+def test_refuses_a_non_empty_out_unless_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    run = str(trained.runs["learned"])
+    assert export.main(["--run", run, "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert [path.name for path in out.iterdir()] == ["keep.txt"]
+    assert export.main(["--run", run, "--out", str(out), "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "serving_default inputs: lyrics string [None], waveform float32 [None, None]" in printed
+    assert not (out / "keep.txt").exists() and (out / "saved_model.pb").is_file()
+    assert [path.name for path in tmp_path.iterdir()] == ["model"]  # no staging folder left behind

@@ -1,0 +1,162 @@
+"""`python -m tuning`: a tiny random search over tiny shards, its files, resuming, and failing trials."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import keras_tuner as kt
+import pandas as pd
+import pytest
+
+import genre_fusion.model
+import tuning.hypermodel
+from genre_fusion import train
+from genre_fusion.dataset import make_dataset
+from genre_fusion.model import ModelConfig
+from genre_fusion.shards import read_meta
+from genre_fusion.train_config import CONFIG_FILE
+from tuning.__main__ import main
+from tuning.hypermodel import GenreHyperModel
+from tuning.report import BEST_HPARAMS_FILE, LEADERBOARD_FILE, OBJECTIVE_PLOT_FILE
+from tuning.search import PROJECT_NAME
+from tuning.space import SearchSpace
+
+TRIALS = 2
+
+pytest_plugins = ["tests.training_fixtures"]  # `learned_shards`: tiny shards built once per session
+
+
+def _search(shards: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["--data", str(shards), "--out", str(out), "--tuner", "random", "--max-trials", str(TRIALS)]
+        + ["--epochs", "1", *extra]
+    )
+
+
+def _trial_dirs(out: Path) -> list[Path]:
+    return sorted((out / PROJECT_NAME).glob("trial_*"))
+
+
+def test_search_writes_best_hparams_that_train_applies_and_resumes(
+    learned_shards, tmp_path, monkeypatch, capsys
+):
+    # The HyperModel's builder is the training builder itself; count its calls.
+    assert tuning.hypermodel.build_model is genre_fusion.model.build_model
+    built = []
+
+    def counting_build_model(config, meta, adapt_data=None):
+        built.append(config)
+        return genre_fusion.model.build_model(config, meta, adapt_data)
+
+    monkeypatch.setattr(tuning.hypermodel, "build_model", counting_build_model)
+    out = tmp_path / "search"
+    assert _search(learned_shards, out) == 0
+    printed = capsys.readouterr().out
+    assert "val_accuracy" in printed and "best val_accuracy" in printed
+    assert len(built) >= TRIALS  # Keras Tuner also builds once to learn the space
+
+    table = pd.read_csv(out / LEADERBOARD_FILE)
+    assert len(table) == TRIALS and (table["status"] == "COMPLETED").all()
+    for column in ("trial", "val_accuracy", "conv_blocks", "lstm_units", "fusion", "learning_rate"):
+        assert column in table.columns
+    assert table["val_accuracy"].is_monotonic_decreasing  # best first
+    assert (out / OBJECTIVE_PLOT_FILE).read_bytes().startswith(b"\x89PNG")
+
+    best = json.loads((out / BEST_HPARAMS_FILE).read_text())
+    assert set(best) == {field.name for field in fields(ModelConfig)}
+    best_row = table.iloc[0]
+    assert best["conv_blocks"] == best_row["conv_blocks"] and best["fusion"] == best_row["fusion"]
+    assert best["learning_rate"] == pytest.approx(best_row["learning_rate"])
+
+    run = tmp_path / "run"
+    hparams = ["--hparams", str(out / BEST_HPARAMS_FILE), "--epochs", "1"]
+    assert train.main(["--data", str(learned_shards), "--run", str(run), *hparams]) == 0
+    assert json.loads((run / CONFIG_FILE).read_text())["model"] == best
+
+    # The same command again: the search is complete, nothing new is trained.
+    trials_before = _trial_dirs(out)
+    assert _search(learned_shards, out) == 0
+    assert "0 new" in capsys.readouterr().out
+    assert _trial_dirs(out) == trials_before
+    assert len(pd.read_csv(out / LEADERBOARD_FILE)) == TRIALS
+
+    # More trials continue the same search (argparse keeps the last --max-trials).
+    assert _search(learned_shards, out, "--max-trials", str(TRIALS + 1)) == 0
+    assert "1 new" in capsys.readouterr().out
+    assert len(_trial_dirs(out)) == len(pd.read_csv(out / LEADERBOARD_FILE)) == TRIALS + 1
+
+    # Other settings into the same folder are refused, not mixed into the search.
+    assert _search(learned_shards, out, "--seed", "1") == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_failures_in_some_trials_are_reported(learned_shards, tmp_path, monkeypatch, capsys):
+    builds = []
+
+    def every_second_build_breaks(config, meta, adapt_data=None):
+        builds.append(config)
+        if len(builds) % 2 == 0:
+            raise RuntimeError("deliberately broken model")
+        return genre_fusion.model.build_model(config, meta, adapt_data)
+
+    monkeypatch.setattr(tuning.hypermodel, "build_model", every_second_build_breaks)
+    out = tmp_path / "search"
+    assert _search(learned_shards, out) == 0
+    assert "1 of 2 trials failed" in capsys.readouterr().err
+    table = pd.read_csv(out / LEADERBOARD_FILE)
+    assert sorted(table["status"]) == ["COMPLETED", "FAILED"]
+    failed = table[table["status"] == "FAILED"].iloc[0]
+    assert failed["error"] == "RuntimeError: deliberately broken model"
+    assert table.iloc[0]["status"] == "COMPLETED"  # the finished trial leads
+    assert (out / BEST_HPARAMS_FILE).is_file()
+
+
+def test_every_trial_failing_fails_the_command(learned_shards, tmp_path, monkeypatch, capsys):
+    # Without tensorboard, Keras Tuner 1.4.8 fails every trial and returns from search() normally.
+    monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams", None)
+    out = tmp_path / "search"
+    assert _search(learned_shards, out) == 1
+    error = capsys.readouterr().err
+    assert f"all {TRIALS} trials failed" in error and "tensorboard.plugins.hparams" in error
+    assert "Traceback" in error
+    assert (pd.read_csv(out / LEADERBOARD_FILE)["status"] == "FAILED").all()
+    assert not (out / BEST_HPARAMS_FILE).exists()
+
+
+def test_bad_shards_exit_2(tmp_path, capsys):
+    assert _search(tmp_path / "nowhere", tmp_path / "search") == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "unfinished").mkdir()
+    assert _search(tmp_path / "unfinished", tmp_path / "search") == 2
+    assert "meta.json is missing" in capsys.readouterr().err
+
+
+def test_space_follows_modalities_and_mel_bins():
+    space = SearchSpace()
+    hp = kt.HyperParameters()
+    assert space.declare(hp, ("audio",), mel_bins=8).modalities == ("audio",)
+    conv_blocks = next(parameter for parameter in hp.space if parameter.name == "conv_blocks")
+    assert conv_blocks.max_value == 3  # 8 -> 4 -> 2 -> 1 mel bins
+    assert "lstm_units" not in hp.values and "fusion" not in hp.values
+
+    hp = kt.HyperParameters()
+    space.declare(hp, ("audio", "lyrics"), mel_bins=128)
+    assert {"conv_blocks", "lstm_layers", "fusion", "learning_rate"} <= set(hp.values)
+    with pytest.raises(ValueError, match="mel bins"):
+        space.declare(kt.HyperParameters(), ("audio",), mel_bins=2)
+
+
+def test_multi_label_objective_is_validation_map(learned_shards):
+    meta = replace(read_meta(learned_shards), label_mode="multi")
+    modalities = ("audio", "lyrics")
+    data = {
+        split: make_dataset(learned_shards, split, meta, modalities, 16, training=split == "train")
+        for split in ("train", "val")
+    }
+    hypermodel = GenreHyperModel(meta, modalities, SearchSpace(), data["train"])
+    model = hypermodel.build(kt.HyperParameters())
+    history = model.fit(data["train"], validation_data=data["val"], epochs=1, verbose=0)
+    assert 0.0 <= history.history["val_mean_average_precision"][0] <= 1.0
