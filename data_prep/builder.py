@@ -342,13 +342,13 @@ def _finish(
 ) -> ShardsMeta:
     records = [done[shard.name] for shard in plan.shards]
     with open(out / SPLITS_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["id", "split"])
         for record in records:
             writer.writerows([song_id, record["split"]] for song_id in record["ids"])
     rejected = [asdict(item) for item in plan.rejected] + [item for r in records for item in r["rejected"]]
     with open(out / REJECTED_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "reason", "detail"])
+        writer = csv.DictWriter(handle, fieldnames=["id", "reason", "detail"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rejected)
     meta = ShardsMeta(

@@ -326,6 +326,10 @@ def train(config: TrainConfig, meta: ShardsMeta, overwrite: bool = False) -> dic
 
     Raises `ShardsError` / `RunError` for bad input, before any training."""
     strategy = _strategy(config)  # first: a multi-worker strategy must exist before other TF work
+    # Before any dataset: a shuffle's seed pairs with the global seed of the moment it is made.
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     modalities = config.model.modalities
     train_data = make_dataset(
         config.data, "train", meta, modalities, config.batch_size, training=True, seed=config.seed
@@ -337,9 +341,6 @@ def train(config: TrainConfig, meta: ShardsMeta, overwrite: bool = False) -> dic
     output_dir = _output_dir(Path(config.run), strategy)
     _prepare_run_dir(config, meta, output_dir, overwrite)
 
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
     if strategy.num_replicas_in_sync > 1 or "TF_CONFIG" in os.environ:
         # Every worker reads every file and keeps its share of the songs: works for any shard count.
         options = tf.data.Options()
