@@ -84,6 +84,7 @@ def _build(args) -> int:
     from data_prep.builder import BuildConfig, BuildError, build_shards
     from data_prep.sources import SourceError
     from data_prep.split import SplitError, parse_fractions
+    from genre_fusion.text_encoders import TextEncoderUnavailable
 
     features = FeatureConfig(
         sample_rate=args.sample_rate,
@@ -111,7 +112,7 @@ def _build(args) -> int:
             shard_size=args.shard_size,
         )
         summary = build_shards(config, workers=args.workers, progress=not args.quiet)
-    except (SourceError, BuildError, SplitError) as error:
+    except (SourceError, BuildError, SplitError, TextEncoderUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     meta = summary.meta

@@ -188,7 +188,10 @@ def _prepare_run_dir(config: TrainConfig, meta: ShardsMeta, run_dir: Path, overw
         )
     if (run_dir / CONFIG_FILE).is_file():
         previous = TrainConfig.load(run_dir)
-        previous.check_shards(meta, config.data)
+        try:
+            previous.check_shards(meta, config.data)
+        except RunError as error:
+            raise RunError(f"{error} (another --run, or --overwrite to replace this run)") from None
         _check_same_settings(previous, config, run_dir)
     elif run_dir.is_dir() and any(path.name != WORKERS_DIR for path in run_dir.iterdir()):
         raise RunError(

@@ -210,6 +210,21 @@ def test_cli_structural_errors_exit_2_with_a_message(manifest_collection: Path, 
         == 2
     )
     assert "--split" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "build",
+                "--manifest",
+                str(manifest_collection),
+                "--out",
+                str(tmp_path / "o"),
+                "--text-encoder",
+                str(tmp_path / "no-module"),
+            ]
+        )
+        == 2
+    )
+    assert "--text-encoder learned" in capsys.readouterr().err
 
 
 def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path):

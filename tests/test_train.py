@@ -65,10 +65,8 @@ def test_fused_model_learns_and_predicts_from_audio_alone(learned_shards, tiny_m
     run = tmp_path / "run"
     epochs = 12
     settings = dataclasses.replace(tiny_model, modality_dropout=0.5)
-    args = _args(
-        learned_shards, run, settings, "--epochs", str(epochs), "--patience", str(epochs), "--batch-size", "8"
-    )
-    assert main(args) == 0
+    flags = ["--epochs", str(epochs), "--patience", str(epochs), "--batch-size", "8"]
+    assert main(_args(learned_shards, run, settings, *flags)) == 0
 
     assert sorted(path.name for path in run.iterdir()) == RUN_FILES
     assert read_run_summary(run)["finished"] is True
@@ -96,11 +94,9 @@ def test_fused_model_learns_and_predicts_from_audio_alone(learned_shards, tiny_m
 
 def test_same_seed_gives_the_same_metrics(learned_shards, tiny_model, tmp_path):
     histories = []
+    flags = ["--epochs", "2", "--seed", "5", "--class-weights"]
     for name in ("first", "second"):
-        args = _args(
-            learned_shards, tmp_path / name, tiny_model, "--epochs", "2", "--seed", "5", "--class-weights"
-        )
-        assert main(args) == 0
+        assert main(_args(learned_shards, tmp_path / name, tiny_model, *flags)) == 0
         histories.append(pd.read_csv(tmp_path / name / "history.csv"))
     pd.testing.assert_frame_equal(histories[0], histories[1], check_exact=True)
 
@@ -116,17 +112,8 @@ def _readable_json(path: Path) -> bool:
 def test_killed_run_resumes_from_its_backup(learned_shards, tiny_model, tmp_path, capsys):
     run = tmp_path / "run"
     epochs = 10
-    args = _args(
-        learned_shards,
-        run,
-        tiny_model,
-        "--epochs",
-        str(epochs),
-        "--patience",
-        str(epochs),
-        "--batch-size",
-        "4",
-    )
+    flags = ["--epochs", str(epochs), "--patience", str(epochs), "--batch-size", "4"]
+    args = _args(learned_shards, run, tiny_model, *flags)
     backup_epoch = run / "backup" / "training_metadata.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "genre_fusion.train", *args],
@@ -166,13 +153,9 @@ def test_mirrored_strategy_over_two_cpu_devices(learned_shards, tiny_model, tmp_
         "from genre_fusion.train import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
+    args = _args(learned_shards, run, tiny_model, "--epochs", "2", "--distribute")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            *_args(learned_shards, run, tiny_model, "--epochs", "2", "--distribute"),
-        ],
+        [sys.executable, "-c", code, *args],
         cwd=REPO,
         env=ENV,
         capture_output=True,

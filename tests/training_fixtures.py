@@ -3,9 +3,11 @@
 A test module uses them with ``pytest_plugins = ["tests.training_fixtures"]``: registered as a
 plugin, each session fixture is built once for all the modules that ask for it.
 
-The collection is the demo generator's with 4 genres (audio styles pair rock-metal and pop-electronic,
-lyric topics pair rock-electronic and metal-pop), 48 songs of 2 s, 32 mel bins, at most 64
-principal words, split 60/20/20 by artist.
+Fixtures: `tiny_model` (a `ModelConfig` that trains in seconds), `demo_collection` (the demo
+generator's collection: 4 genres, audio styles pairing rock-metal and pop-electronic, lyric topics
+pairing rock-electronic and metal-pop; 48 songs of 2 s), and its shards, 32 mel bins, at most 64
+principal words, split 60/20/20 by artist: `learned_shards`, `hub_shards` (embeddings of a local
+ELMo stand-in) and `multi_label_shards`.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ TINY_MODEL = ModelConfig(
 )
 
 
-def _build(collection: Path, out: Path, features: FeatureConfig) -> Path:
-    config = BuildConfig(out=str(out), music4all=str(collection), features=features, split=SPLIT)
+def _build(collection: Path, out: Path, features: FeatureConfig, label_mode: str = "single") -> Path:
+    config = BuildConfig(
+        out=str(out), music4all=str(collection), features=features, label_mode=label_mode, split=SPLIT
+    )
     build_shards(config, workers=2, progress=False)
     return out
 
@@ -72,3 +76,9 @@ def hub_shards(demo_collection, tmp_path_factory) -> Path:
     standin = hub_standins.build_tf2_standin(tmp_path_factory.mktemp("standin") / "module")
     features = dataclasses.replace(FEATURES, text_encoder=str(standin))
     return _build(demo_collection, tmp_path_factory.mktemp("hub_shards"), features)
+
+
+@pytest.fixture(scope="session")
+def multi_label_shards(demo_collection, tmp_path_factory) -> Path:
+    """Multi-label shards (every listed genre of a song is a target), learned text encoder."""
+    return _build(demo_collection, tmp_path_factory.mktemp("multi_label_shards"), FEATURES, "multi")
