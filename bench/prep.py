@@ -1,10 +1,10 @@
 """Preparation speed and memory: the build's audio path against a serial librosa baseline.
 
-    python bench/prep.py [--songs 240] [--unique 24] [--workers CORES+1]
+    python bench/prep.py [--songs 600] [--unique 24] [--workers CORES]
 
 Writes UNIQUE synthetic 30 s MP3s at 44.1 kHz (both sides resample to 22,050 Hz) and a manifest
 that lists SONGS songs cycling over them, so a long run costs little to generate. On the same
-SONGS entries it times (1) `data_prep build` (decode workers + batched log-mel in the graph,
+SONGS entries it times (1) `data_prep build` (decoding threads + batched log-mel in the graph,
 lyrics and TFRecord writing included) and (2) what a user would write first: `librosa.load` +
 `melspectrogram` + `power_to_db`, one song after another. Prints songs/s for both and the ratio.
 Then builds SONGS and 2 x SONGS songs, each in a fresh process, and prints the peak resident
@@ -26,8 +26,6 @@ import pandas as pd
 from data_prep.song_loader import DEFAULT_WORKERS
 from genre_fusion.features import FeatureConfig
 
-# Decode workers are spawned and re-import this file: TensorFlow and librosa are imported inside
-# the functions, so a worker starts as light as it does under `python -m data_prep build`.
 CLIP_SECONDS = 30.0
 SOURCE_RATE = 44_100
 ARTISTS = 40
@@ -73,7 +71,7 @@ def librosa_baseline(paths: list[Path], features: FeatureConfig) -> None:
 
 
 def peak_memory_mib(manifest: Path, out: Path, workers: int) -> float:
-    """Peak RSS of the largest process of a build run in a fresh process (workers included)."""
+    """Peak RSS of a build run in a fresh process."""
     build = [
         sys.executable,
         "-m",
@@ -102,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--songs", type=int, default=240)
+    parser.add_argument("--songs", type=int, default=600)
     parser.add_argument("--unique", type=int, default=24, help="distinct MP3 files written")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     args = parser.parse_args()
@@ -135,7 +133,7 @@ def main() -> None:
         print(f"{args.songs} songs x {CLIP_SECONDS:.0f} s MP3 at {SOURCE_RATE} Hz, {os.cpu_count()} cores")
         print(f"librosa serial baseline          {baseline:7.2f} songs/s")
         ratio = build / baseline
-        print(f"data_prep build ({args.workers} workers)       {build:7.2f} songs/s   ratio {ratio:.2f}x")
+        print(f"data_prep build ({args.workers} threads)       {build:7.2f} songs/s   ratio {ratio:.2f}x")
         for songs in (args.songs, 2 * args.songs):
             memory = peak_memory_mib(
                 write_manifest(collection, songs), Path(tmp) / f"memory-{songs}", args.workers

@@ -9,8 +9,7 @@ from data_prep.labels import DEFAULT_TOP_GENRES
 from data_prep.song_loader import DEFAULT_WORKERS
 from genre_fusion.features import FeatureConfig
 
-# Decode workers are spawned and re-import this module: TensorFlow (via the builder) is imported
-# only inside the commands, so a worker stays small and starts fast.
+# TensorFlow (via the builder) is imported inside `build` only: `synth` starts without it.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--limit", type=int, help="use only the first M songs (a quick trial)")
     build.add_argument("--shard-size", type=int, default=256, help="songs per TFRecord shard")
     build.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help="decoding processes (default: cores + 1)"
+        "--workers", type=int, default=DEFAULT_WORKERS, help="decoding threads (default: cores)"
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

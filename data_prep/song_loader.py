@@ -1,16 +1,9 @@
-"""The per-song work of preparation that runs in worker processes: decode audio, read lyrics.
-
-Imports no TensorFlow, so a worker starts in about a second and stays small; the batched
-TensorFlow work (log-mel, principal words, text encoder) runs in the building process.
-"""
+"""The per-song work of preparation that runs in decoding threads: decode audio, read lyrics."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +11,8 @@ import numpy as np
 from genre_fusion.audio import AudioDecodeError, decode_audio
 from genre_fusion.lyrics import LyricsError, read_lyrics
 
-# The writing process spends much of its time waiting on TensorFlow kernels; one decoder more
-# than cores keeps every core busy (bench/prep.py measures it).
-DEFAULT_WORKERS = (os.cpu_count() or 1) + 1
-
-
-def exit_with_parent() -> None:
-    """Pool initializer: end this worker when the building process dies (kill -9 included).
-
-    Orphaned pool workers otherwise wait forever on a queue they themselves hold open.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        watcher = threading.Thread(target=lambda: (wait([parent.sentinel]), os._exit(1)), daemon=True)
-        watcher.start()
+# Decoding releases the GIL: one thread per core; TensorFlow's kernels fill the gaps.
+DEFAULT_WORKERS = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def featurize_then_die(self, songs):
         os.kill(os.getpid(), signal.SIGKILL)
     return original(self, songs)
 builder.SongFeaturizer.__call__ = featurize_then_die
-if __name__ == "__main__":  # spawned decode workers import this file too
+if __name__ == "__main__":
     from data_prep.__main__ import main
     sys.exit(main(sys.argv[1:]))
 """
