@@ -57,6 +57,14 @@ BATCH_NORM_MOMENTUM = 0.9
 NORMALIZATION_ADAPT_BATCHES = 64
 
 
+def max_conv_blocks(mel_bins: int) -> int:
+    """The most conv blocks whose pooling leaves at least one of `mel_bins` mel bins."""
+    blocks = 0
+    while POOL_SIZE ** (blocks + 1) <= mel_bins:
+        blocks += 1
+    return blocks
+
+
 @dataclass
 class ModelConfig:
     """Architecture and optimiser settings; every field is a tunable hyperparameter."""
@@ -99,10 +107,11 @@ class ModelConfig:
 
     def check_features(self, features: FeatureConfig) -> None:
         """Raise ValueError when these settings cannot work on clips of `features`."""
-        if AUDIO in self.modalities and features.mel_bins < POOL_SIZE**self.conv_blocks:
+        most = max_conv_blocks(features.mel_bins)
+        if AUDIO in self.modalities and self.conv_blocks > most:
             raise ValueError(
                 f"{self.conv_blocks} conv blocks pool the {features.mel_bins} mel bins of the shards "
-                f"below 1: use at most {features.mel_bins.bit_length() - 1} conv blocks"
+                f"below 1: use at most {most} conv blocks"
             )
 
     @property

@@ -177,54 +177,26 @@ def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection:
     )
 
 
-def test_cli_structural_errors_exit_2_with_a_message(manifest_collection: Path, tmp_path: Path, capsys):
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--languages", "en"], "empty selection"),
+        (["--split", "0.5,0.5"], "--split"),
+        (["--text-encoder", "{tmp}/no-module"], "--text-encoder learned"),
+    ],
+)
+def test_cli_structural_errors_exit_2_with_a_message(
+    manifest_collection: Path, tmp_path: Path, capsys, options: list[str], message: str
+):
+    options = [option.format(tmp=tmp_path) for option in options]
+    arguments = ["build", "--manifest", str(manifest_collection), "--out", str(tmp_path / "o"), *options]
+    assert main(arguments) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_names_a_manifest_that_does_not_exist(tmp_path: Path, capsys):
     assert main(["build", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "none.csv does not exist" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "build",
-                "--manifest",
-                str(manifest_collection),
-                "--out",
-                str(tmp_path / "o"),
-                "--languages",
-                "en",
-            ]
-        )
-        == 2
-    )
-    assert "empty selection" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "build",
-                "--manifest",
-                str(manifest_collection),
-                "--out",
-                str(tmp_path / "o"),
-                "--split",
-                "0.5,0.5",
-            ]
-        )
-        == 2
-    )
-    assert "--split" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "build",
-                "--manifest",
-                str(manifest_collection),
-                "--out",
-                str(tmp_path / "o"),
-                "--text-encoder",
-                str(tmp_path / "no-module"),
-            ]
-        )
-        == 2
-    )
-    assert "--text-encoder learned" in capsys.readouterr().err
 
 
 def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path):

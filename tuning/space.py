@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import keras_tuner as kt
 
-from genre_fusion.model import AUDIO, FUSIONS, LYRICS, POOL_SIZE, ModelConfig
+from genre_fusion.model import AUDIO, FUSIONS, LYRICS, POOL_SIZE, ModelConfig, max_conv_blocks
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,7 @@ class SearchSpace:
         """
         values: dict = {}
         if AUDIO in modalities:
-            most_blocks = self.conv_blocks[1]
-            while most_blocks and POOL_SIZE**most_blocks > mel_bins:
-                most_blocks -= 1
+            most_blocks = min(self.conv_blocks[1], max_conv_blocks(mel_bins))
             if most_blocks < self.conv_blocks[0]:
                 raise ValueError(
                     f"{mel_bins} mel bins allow at most {most_blocks} conv blocks "
