@@ -151,6 +151,7 @@ def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection:
     (root / "audio" / "s4.wav").unlink()
     (root / "text" / "s5.txt").write_bytes(b"\xff\xfe bad bytes")
     (root / "text" / "s6.txt").unlink()
+    (root / "text" / "s7.txt").write_text("  \n")
     with open(manifest_collection, "a") as manifest:
         manifest.write('s1,audio/s1.mp3,text/s1.txt,"rock",artist1\n')  # duplicate id
         manifest.write('s99,audio/s2.wav,text/s2.txt,"polka",artist1\n')  # genre outside the top 3
@@ -166,15 +167,13 @@ def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection:
         "s5": "lyrics not valid UTF-8",
     }
     meta = read_meta(out)
-    assert sum(meta.split_sizes.values()) == 36 - 3  # s6 kept as a song without lyrics
+    assert sum(meta.split_sizes.values()) == 36 - 3  # s6 and s7 kept as songs without lyrics
     songs = {s["id"].decode(): s for split in ("train", "val", "test") for s in read_split(out, split)}
-    assert songs["s6"]["words"] == b""
+    assert songs["s6"]["words"] == songs["s7"]["words"] == b""
 
     build(manifest_collection, tmp_path / "strict", top_genres=3, require_lyrics=True)
-    assert (
-        pd.read_csv(tmp_path / "strict" / "rejected.csv").set_index("id").loc["s6", "reason"]
-        == "missing lyrics"
-    )
+    strict = pd.read_csv(tmp_path / "strict" / "rejected.csv").set_index("id")["reason"]
+    assert strict["s6"] == "missing lyrics" and strict["s7"] == "empty lyrics"
 
 
 @pytest.mark.parametrize(
