@@ -21,15 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import keras
 
-import keras  # noqa: E402
-
-from genre_fusion.dataset import make_dataset  # noqa: E402
-from genre_fusion.model import MODALITIES, ModelConfig, build_model  # noqa: E402
-from genre_fusion.shards import read_meta  # noqa: E402
-from genre_fusion.train_config import TrainConfig  # noqa: E402
+from genre_fusion.dataset import make_dataset
+from genre_fusion.model import MODALITIES, ModelConfig, build_model
+from genre_fusion.shards import read_meta
+from genre_fusion.train_config import TrainConfig
 
 SEED = 0
 WARMUP_BATCHES = 3  # traces the training step and fills the memory cache's first batches
