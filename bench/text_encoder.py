@@ -10,8 +10,8 @@ TF1 Hub module with reference variables and a recurrent loop, loaded like ELMo).
   2-layer biLSTM (4096 cells, projected to 512) per word, far more work than the stand-in's one
   matrix product per layer. Read the figure as an upper bound; time the real module with
   ``--module PATH`` (an unpacked ELMo folder) where one is at hand.
-- bytes per song of the float16 embeddings as a shard stores them (a `tf.train.Example` with the
-  raw float16 bytes and the row count, written to a TFRecord file and measured on disk). This
+- bytes per song of the float16 embeddings as a shard stores them (`genre_fusion.schema`'s
+  example without log-mel, written to a TFRecord file and measured on disk). This
   figure is exact for any module of that width: it depends on tokens x width only.
 - the projected disk for Music4All's English songs.
 """
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import tensorflow as tf  # noqa: E402
 
+from genre_fusion.schema import SongRecord, serialize_song  # noqa: E402
 from genre_fusion.text_encoders import DEFAULT_BATCH_SIZE, HubTextEncoder  # noqa: E402
 from tests.hub_standins import build_tf1_standin  # noqa: E402
 
@@ -52,16 +53,19 @@ def synthetic_texts(songs: int, tokens: int) -> list[str]:
     return [" ".join(rng.choice(vocabulary, tokens, p=weights)) for _ in range(songs)]
 
 
-def embedding_example(vectors: np.ndarray) -> bytes:
-    """float32 [tokens, width] -> a serialized Example holding it as a shard does: float16 raw
-    bytes under ``embeddings`` and the row count under ``tokens``."""
-    feature = {
-        "embeddings": tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(vectors, np.float16).tobytes()])
-        ),
-        "tokens": tf.train.Feature(int64_list=tf.train.Int64List(value=[len(vectors)])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+def embedding_record(vectors: np.ndarray) -> bytes:
+    """float32 [tokens, width] -> a shard's serialized song with these embeddings and no log-mel,
+    written by the shard schema itself (so the figure is the embeddings' share of a song)."""
+    song = SongRecord(
+        id="song",
+        artist="",
+        log_mel=np.zeros((0, 0), np.float16),
+        audio_seconds=0.0,
+        words="",
+        labels=(0,),
+        embeddings=vectors,
+    )
+    return serialize_song(song)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         shard = Path(scratch) / "embeddings.tfrecord"
         with tf.io.TFRecordWriter(str(shard)) as writer:
             for song in vectors:
-                writer.write(embedding_example(song))
+                writer.write(embedding_record(song))
         per_song = shard.stat().st_size / args.songs
 
     payload = args.tokens * encoder.width * FLOAT16_BYTES
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"shard bytes: {per_song:,.0f} B/song in a TFRecord = {args.tokens} x {encoder.width} x "
-        f"{FLOAT16_BYTES} B float16 ({payload:,} B) + {per_song - payload:,.0f} B of record framing"
+        f"{FLOAT16_BYTES} B float16 ({payload:,} B) + {per_song - payload:,.0f} B of record framing and ids"
     )
     total = per_song * MUSIC4ALL_ENGLISH_SONGS
     print(
