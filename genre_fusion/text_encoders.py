@@ -60,7 +60,8 @@ PROBE_TEXT = "probe"
 REMOTE_PREFIXES = ("http://", "https://")
 # Without a network, a firewalled connect hangs for minutes (the kernel's SYN retries) and a dead
 # DNS server for tens of seconds. The reachability check gives up after CONNECT_TIMEOUT_S; a
-# download stalled for longer than DOWNLOAD_STALL_TIMEOUT_S between two reads fails too.
+# download stalled for longer than DOWNLOAD_STALL_TIMEOUT_S between two reads fails too (or than
+# the process's default socket timeout, when one is set).
 CONNECT_TIMEOUT_S = 10.0
 DOWNLOAD_STALL_TIMEOUT_S = 60.0
 TF1_HUB_MARKER = "tfhub_module.pb"
@@ -149,15 +150,38 @@ def _check_reachable(handle: str) -> None:
         raise _unavailable(handle, f"cannot connect to {host}:{port} ({failure[0]})")
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """tensorflow_hub opens its URLs without a timeout; sockets created meanwhile get this one."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
+class _DownloadTimeout:
+    """The socket default timeout while downloads run.
+
+    tensorflow_hub opens its URLs without a timeout and has no hook to pass one, so the only way to
+    bound a stalled download is the process's default, which every thread shares. `applied` sets
+    it only when it is unset (a default the user chose is kept) and, however many downloads
+    overlap in threads, restores it when the last one ends, unless someone changed it meanwhile."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._downloads = 0
+        self._applied: float | None = None  # the default this object set, if it set one
+
+    @contextlib.contextmanager
+    def applied(self, seconds: float) -> Iterator[None]:
+        with self._lock:
+            if not self._downloads and socket.getdefaulttimeout() is None:
+                socket.setdefaulttimeout(seconds)
+                self._applied = seconds
+            self._downloads += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._downloads -= 1
+                if not self._downloads and self._applied is not None:
+                    if socket.getdefaulttimeout() == self._applied:
+                        socket.setdefaulttimeout(None)
+                    self._applied = None
+
+
+_DOWNLOAD_TIMEOUT = _DownloadTimeout()
 
 
 class _DropReferenceVariableWarnings(logging.Filter):
@@ -189,7 +213,7 @@ def module_path(handle: str) -> str:
     if not _is_cached(handle):
         _check_reachable(handle)
     try:
-        with _socket_timeout(DOWNLOAD_STALL_TIMEOUT_S):
+        with _DOWNLOAD_TIMEOUT.applied(DOWNLOAD_STALL_TIMEOUT_S):
             return hub.resolve(handle)
     except (OSError, http.client.HTTPException, ValueError) as err:
         # URLError/HTTPError/timeouts are OSErrors; tensorflow_hub raises ValueError on unexpected
@@ -408,7 +432,7 @@ class HubTextEmbedding(keras.layers.Layer):
 def freeze_module(handle: str, out_dir: str | Path, output_key: str | None = None) -> Path:
     """Rewrite a module's text signature as a TF2 SavedModel of constants at `out_dir`.
 
-    The result has a ``default`` signature with the same input name and the same outputs (only
+    The result has a ``default`` signature with the same input key and the same outputs (only
     `output_key` when given), no variables, and loads and serves anywhere, inside exported Keras
     models too. `out_dir` must not exist or be empty. Returns `out_dir`."""
     out_dir = Path(out_dir)
@@ -425,8 +449,12 @@ def freeze_module(handle: str, out_dir: str | Path, output_key: str | None = Non
     input_spec = function.structured_input_signature[1][signature.input_name]
 
     def serve(**inputs):
-        # The frozen function returns its outputs flattened (dict keys in sorted order).
-        outputs = tf.nest.pack_sequence_as(structure, frozen(**inputs))
+        # The frozen function knows neither the signature's input key nor its output keys: its one
+        # argument is named after the graph's placeholder (which need not be the key, or may be
+        # unnamed), and it returns `function.outputs`, the flat list `function` itself packs into
+        # `structure`.
+        outputs = frozen(inputs[signature.input_name])
+        outputs = tf.nest.pack_sequence_as(structure, outputs, expand_composites=True)
         return {key: outputs[key] for key in keys}
 
     holder = tf.Module()

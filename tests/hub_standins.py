@@ -7,6 +7,8 @@ them through the same code path as the real one (`tensorflow_hub.load` on a loca
   variables are *reference* variables (``VariableV2`` ops, the kind that breaks a served export),
   saved by `tf.compat.v1.saved_model.Builder` under the empty tag set (plus a ``train`` graph, as
   ELMo has) with the ``tfhub_module.pb`` marker that tells `hub.load` to pick the empty tag set.
+  Its arguments vary what ELMo documents nowhere: the input key and the placeholder's name (equal,
+  different, or an unnamed placeholder), which signatures and tag sets there are.
 - `build_tf2_standin(directory)`: the same computation as a TF2 SavedModel (`tf.Module` with a
   `tf.function` signature, resource variables).
 
@@ -28,6 +30,7 @@ Weights come from a seeded generator: two builds with the same arguments give th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,11 +130,27 @@ def _outputs_from_text(text, weights) -> dict:
     return _outputs_from_tokens(tokens, lengths, weights)
 
 
-def build_tf1_standin(directory: str | Path, width: int = DEFAULT_WIDTH) -> Path:
+def build_tf1_standin(
+    directory: str | Path,
+    width: int = DEFAULT_WIDTH,
+    *,
+    input_key: str = INPUT_NAME,
+    placeholder_name: str | None = INPUT_NAME,
+    tokens_signature: bool = True,
+    tag_sets: Sequence[Sequence[str]] = ((), ("train",)),
+) -> Path:
     """Write a TF1 Hub format module with ELMo's interface and reference variables; return its folder.
 
     directory: a folder that does not exist yet (or is empty). width: the `elmo` width (ELMo: 1024).
+    The rest varies what ELMo's documentation leaves open (defaults: as described above):
+    input_key: the ``default`` signature's input key; placeholder_name: the name of the placeholder
+    it maps to (None: unnamed, ``Placeholder:0``); tokens_signature: whether the ``tokens``
+    signature is there too; tag_sets: the graphs' tag sets, the first holding the variables (one must
+    be empty: `hub.load` picks it). The outputs' order cannot vary: a SignatureDef keeps them in a
+    protobuf map, which serializes in its own order.
     """
+    if () not in {tuple(tags) for tags in tag_sets}:
+        raise ValueError(f"tag_sets must include the empty tag set, got {tag_sets}")
     directory = Path(directory)
     graph = tf.Graph()
     # ELMo's graph was written by TF 1.x: its while loops are v1 control flow. TF 2 builds the
@@ -139,7 +158,16 @@ def build_tf1_standin(directory: str | Path, width: int = DEFAULT_WIDTH) -> Path
     control_flow_v2 = tf.compat.v1.control_flow_v2_enabled()
     tf.compat.v1.disable_control_flow_v2()
     try:
-        _write_tf1_module(graph, directory, width)
+        with graph.as_default():
+            signatures = _tf1_signatures(width, input_key, placeholder_name, tokens_signature)
+            with tf.compat.v1.Session(graph=graph) as session:
+                session.run(tf.compat.v1.global_variables_initializer())
+                builder = tf.compat.v1.saved_model.Builder(str(directory))
+                first, *others = tag_sets
+                builder.add_meta_graph_and_variables(session, tags=list(first), signature_def_map=signatures)
+                for tags in others:
+                    builder.add_meta_graph(tags=list(tags), signature_def_map=signatures)
+                builder.save()
     finally:
         if control_flow_v2:
             tf.compat.v1.enable_control_flow_v2()
@@ -154,35 +182,32 @@ def _tensor_info(tensor: tf.Tensor) -> meta_graph_pb2.TensorInfo:
     )
 
 
-def _write_tf1_module(graph: tf.Graph, directory: Path, width: int) -> None:
-    with graph.as_default():
-        # use_resource=False: VariableV2 ops, the TF1 reference variables ELMo's graph holds.
-        weights = {
-            name: tf.compat.v1.Variable(value, name=name, use_resource=False, trainable=value.ndim == 0)
-            for name, value in _initial_weights(width).items()
-        }
-        text = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
-        default_outputs = _outputs_from_text(text, weights)
+def _signature_def(inputs: dict, outputs: dict) -> meta_graph_pb2.SignatureDef:
+    return tf.compat.v1.saved_model.signature_def_utils.build_signature_def(
+        inputs={key: _tensor_info(value) for key, value in inputs.items()},
+        outputs={key: _tensor_info(value) for key, value in outputs.items()},
+    )
+
+
+def _tf1_signatures(
+    width: int, input_key: str, placeholder_name: str | None, tokens_signature: bool
+) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """Build the stand-in's graph in the current default graph -> its signature defs by key."""
+    # use_resource=False: VariableV2 ops, the TF1 reference variables ELMo's graph holds.
+    weights = {
+        name: tf.compat.v1.Variable(value, name=name, use_resource=False, trainable=value.ndim == 0)
+        for name, value in _initial_weights(width).items()
+    }
+    text = tf.compat.v1.placeholder(tf.string, [None], name=placeholder_name)
+    signatures = {SIGNATURE: _signature_def({input_key: text}, _outputs_from_text(text, weights))}
+    if tokens_signature:
         tokens = tf.compat.v1.placeholder(tf.string, [None, None], name="tokens")
         sequence_len = tf.compat.v1.placeholder(tf.int32, [None], name="sequence_len")
-        token_outputs = _outputs_from_tokens(tokens, sequence_len, weights)
-        info = _tensor_info
-        signatures = {
-            SIGNATURE: tf.compat.v1.saved_model.signature_def_utils.build_signature_def(
-                inputs={INPUT_NAME: info(text)},
-                outputs={key: info(value) for key, value in default_outputs.items()},
-            ),
-            TOKENS_SIGNATURE: tf.compat.v1.saved_model.signature_def_utils.build_signature_def(
-                inputs={"tokens": info(tokens), "sequence_len": info(sequence_len)},
-                outputs={key: info(value) for key, value in token_outputs.items()},
-            ),
-        }
-        with tf.compat.v1.Session(graph=graph) as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            builder = tf.compat.v1.saved_model.Builder(str(directory))
-            builder.add_meta_graph_and_variables(session, tags=[], signature_def_map=signatures)
-            builder.add_meta_graph(tags=["train"], signature_def_map=signatures)
-            builder.save()
+        signatures[TOKENS_SIGNATURE] = _signature_def(
+            {"tokens": tokens, "sequence_len": sequence_len},
+            _outputs_from_tokens(tokens, sequence_len, weights),
+        )
+    return signatures
 
 
 class _Tf2Standin(tf.Module):

@@ -6,21 +6,30 @@ loaded through the same path as the real module: `tensorflow_hub.load` on a loca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
+import inspect
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import textwrap
+import threading
 import time
+import urllib.parse
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
+from tensorflow.core.protobuf import saved_model_pb2
 
 from genre_fusion import text_encoders as te
 from tests import hub_standins
@@ -35,6 +44,17 @@ FROZEN_ATOL = 1e-5
 SERVED_ATOL = 1e-6
 # Fast enough that no one waits: a missing network must not cost minutes.
 FAIL_FAST_S = 5.0
+# What ELMo's documentation leaves open (it documents the input as a string tensor [batch] only),
+# varied: `hub_standins.build_tf1_standin`'s arguments; unnamed settings keep the builder's defaults.
+TF1_VARIATIONS = {
+    "key_default_placeholder_text": {"input_key": "default", "placeholder_name": "text"},
+    "key_text_placeholder_tokens_input": {"placeholder_name": "tokens_input"},
+    "unnamed_placeholder": {"placeholder_name": None},
+    # A key that is the name of another signature's placeholder (``tokens``).
+    "key_names_another_placeholder": {"input_key": "tokens"},
+    "one_signature_one_tag_set": {"tokens_signature": False, "tag_sets": ((),)},
+    "train_graph_written_first": {"tag_sets": (("train",), ())},
+}
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +71,27 @@ def standin(request, standins) -> str:
     return standins[request.param]
 
 
+@pytest.fixture(scope="session")
+def tf1_variations(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("tf1_variations")
+    return {
+        name: str(hub_standins.build_tf1_standin(root / name, **settings))
+        for name, settings in TF1_VARIATIONS.items()
+    }
+
+
+@pytest.fixture(params=sorted(TF1_VARIATIONS))
+def tf1_variation(request, tf1_variations) -> tuple[str, str]:
+    """(variation name, module folder)."""
+    return request.param, tf1_variations[request.param]
+
+
+def _setting(variation: str, name: str):
+    """A `build_tf1_standin` argument of a variation: its own, or the builder's default."""
+    default = inspect.signature(hub_standins.build_tf1_standin).parameters[name].default
+    return TF1_VARIATIONS[variation].get(name, default)
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -59,12 +100,13 @@ def _module_rows(path: str, texts: list[str], key: str = "elmo") -> list[np.ndar
     """Each text run through the module's signature alone, unpadded: the reference numbers
     (an empty text gives 0 rows: the stand-in cannot run on a batch of empty strings)."""
     function = hub.load(path).signatures["default"]
+    (input_key,) = function.structured_input_signature[1]
     rows = []
     for text in texts:
         if not _words(text):
             rows.append(np.zeros((0, WIDTH), np.float32))
             continue
-        output = function(text=tf.constant([text]))[key].numpy()[0]
+        output = function(**{input_key: tf.constant([text])})[key].numpy()[0]
         rows.append(output[None] if output.ndim == 1 else output[: _words(text)])
     return rows
 
@@ -299,6 +341,52 @@ def test_freeze_cli(standins, tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_tf1_standin_varies_what_elmo_leaves_open(tf1_variation):
+    name, path = tf1_variation
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    graphs = saved_model.meta_graphs
+    assert [tuple(graph.meta_info_def.tags) for graph in graphs] == list(_setting(name, "tag_sets"))
+    keys = ["default", "tokens"] if _setting(name, "tokens_signature") else ["default"]
+    for graph in graphs:
+        signatures = graph.signature_def
+        assert sorted(signatures) == keys
+        ((key, tensor),) = signatures["default"].inputs.items()
+        assert key == _setting(name, "input_key")
+        assert tensor.name == f"{_setting(name, 'placeholder_name') or 'Placeholder'}:0"
+
+
+def test_tf1_variations_are_tf1_and_embed_like_the_elmo_standin(tf1_variation, standins):
+    name, path = tf1_variation
+    assert te.is_tf1_module(path)
+    encoder = te.HubTextEncoder(path, batch_size=2)
+    assert encoder.signature == te.TextSignature("default", _setting(name, "input_key"), "elmo", False, WIDTH)
+    # The same weights as the stand-in of the other tests: the same numbers, whatever the names.
+    reference = _module_rows(standins["tf1"], TEXTS)
+    for got, want in zip(encoder.embed(TEXTS), reference, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    output = te.HubTextEmbedding(path)(tf.constant(TEXTS)).numpy()
+    for row, want in enumerate(reference):
+        np.testing.assert_allclose(output[row, : len(want)], want, atol=1e-6)
+
+
+def test_freezing_keeps_the_input_key_and_every_output_whatever_the_placeholder(tf1_variation, tmp_path):
+    name, path = tf1_variation
+    frozen = str(te.freeze_module(path, tmp_path / "frozen"))
+    assert not te.is_tf1_module(frozen)
+    original = te.load_module(path).signatures["default"]
+    copy = te.load_module(frozen).signatures["default"]
+    assert copy.structured_input_signature == original.structured_input_signature
+    texts = {_setting(name, "input_key"): tf.constant(TEXTS)}
+    want, got = original(**texts), copy(**texts)
+    assert sorted(got) == sorted(want) == sorted(hub_standins.OUTPUT_KEYS)
+    for key in want:
+        np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=FROZEN_ATOL, err_msg=key)
+    # What an export serves: the layer on the frozen module, as the layer on the original.
+    served, unfrozen = (te.HubTextEmbedding(handle)(tf.constant(TEXTS)).numpy() for handle in (frozen, path))
+    np.testing.assert_allclose(served, unfrozen, atol=FROZEN_ATOL)
+
+
 def _assert_helpful(error: te.TextEncoderUnavailable, handle: str) -> None:
     message = str(error)
     assert handle in message
@@ -335,11 +423,15 @@ def test_elmo_without_network_fails_fast_with_help(empty_hub_cache):
     _fails_fast(te.resolve_handle("elmo"))
 
 
-def test_refused_connection_fails_fast(empty_hub_cache):
+def _closed_port() -> int:
+    """A local port nobody listens on: connecting is refused at once."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: connecting is refused
-    assert "cannot connect" in str(_fails_fast(f"http://127.0.0.1:{port}/google/elmo/3"))
+        return probe.getsockname()[1]
+
+
+def test_refused_connection_fails_fast(empty_hub_cache):
+    assert "cannot connect" in str(_fails_fast(f"http://127.0.0.1:{_closed_port()}/google/elmo/3"))
 
 
 def test_silent_server_fails_fast(empty_hub_cache, monkeypatch):
@@ -353,7 +445,12 @@ def test_silent_server_fails_fast(empty_hub_cache, monkeypatch):
 
 def test_hanging_connect_or_dns_fails_fast(empty_hub_cache, monkeypatch):
     monkeypatch.setattr(te, "CONNECT_TIMEOUT_S", 0.3)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(3))
+
+    def hang(*args, **kwargs):
+        time.sleep(3)  # the abandoned connect ends as a stuck resolver eventually does, in a while
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
     assert "no answer" in str(_fails_fast("https://tfhub.dev/google/elmo/3"))
 
 
@@ -376,3 +473,111 @@ def test_copied_hub_cache_loads_the_url_offline(standin, empty_hub_cache, monkey
     monkeypatch.setattr(socket, "create_connection", no_network)
     encoder = te.HubTextEncoder("elmo")
     assert encoder.handle == handle and encoder.width == WIDTH
+
+
+def _module_archive(folder: str) -> bytes:
+    """A module folder as the .tar.gz tfhub.dev serves."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in Path(folder).iterdir():
+            archive.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+class _ModuleRequestHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.before_answer(urllib.parse.urlsplit(self.path).path)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.archive)))
+        self.end_headers()
+        self.wfile.write(self.server.archive)
+
+    def log_message(self, format, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _module_server(archive: bytes, before_answer=lambda path: None):
+    """A local HTTP server answering every GET with `archive` (after `before_answer(url path)`);
+    yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ModuleRequestHandler)
+    server.archive, server.before_answer = archive, before_answer
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def socket_default_timeout(request):
+    """The process's default socket timeout set to `request.param` for the test, restored after."""
+    saved = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(request.param)
+    yield request.param
+    socket.setdefaulttimeout(saved)
+
+
+# None: unset, so a download sets its own for its duration; 1.0: the user's, which a download keeps.
+@pytest.mark.parametrize("socket_default_timeout", [None, 1.0], indirect=True)
+def test_module_path_leaves_the_default_socket_timeout_as_it_was(
+    socket_default_timeout, standins, empty_hub_cache, monkeypatch
+):
+    monkeypatch.setattr(te, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
+    during_download = []
+    with _module_server(
+        _module_archive(standins["tf2"]), lambda path: during_download.append(socket.getdefaulttimeout())
+    ) as url:
+        downloaded = te.module_path(f"{url}/google/elmo/3")
+    assert (Path(downloaded) / "saved_model.pb").is_file()
+    # A stalled download is bounded, by the user's timeout when there is one.
+    assert during_download == [0.5 if socket_default_timeout is None else socket_default_timeout]
+    assert socket.getdefaulttimeout() == socket_default_timeout
+    assert te.module_path(standins["tf1"]) == standins["tf1"]
+    assert socket.getdefaulttimeout() == socket_default_timeout
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        failing = {
+            "missing folder": str(empty_hub_cache / "elmo_3"),
+            "refused": f"http://127.0.0.1:{_closed_port()}/x",
+            "stalled download": f"http://127.0.0.1:{silent.getsockname()[1]}/x",
+        }
+        for name, handle in failing.items():
+            with pytest.raises(te.TextEncoderUnavailable):
+                te.module_path(handle)
+            assert socket.getdefaulttimeout() == socket_default_timeout, name
+
+
+def test_overlapping_downloads_restore_the_default_socket_timeout(standins, empty_hub_cache):
+    # Two threads download at once, and the first to start ends first: the second must not then
+    # restore the first's timeout, which it found as the default, as if it were the user's.
+    wait_s = 30.0
+    first_arrived, second_arrived, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def before_answer(path: str) -> None:
+        if path.startswith("/first/"):
+            first_arrived.set()
+            second_arrived.wait(wait_s)
+        else:
+            second_arrived.set()
+            first_done.wait(wait_s)
+
+    assert socket.getdefaulttimeout() is None
+    downloaded = {}
+    with _module_server(_module_archive(standins["tf2"]), before_answer) as url:
+
+        def download(name: str) -> None:
+            downloaded[name] = te.module_path(f"{url}/{name}/elmo/3")
+
+        threads = {name: threading.Thread(target=download, args=(name,)) for name in ("first", "second")}
+        threads["first"].start()
+        assert first_arrived.wait(wait_s)  # inside its download: its timeout is set
+        threads["second"].start()
+        threads["first"].join(wait_s)
+        first_done.set()
+        threads["second"].join(wait_s)
+    assert sorted(downloaded) == ["first", "second"]
+    assert socket.getdefaulttimeout() is None
