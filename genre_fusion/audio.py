@@ -7,6 +7,7 @@ is turned into samples one way only.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,19 @@ import soxr
 MIN_SECONDS = 1.0
 # Peak below this (about -80 dBFS) is digital silence or a dead recording.
 SILENCE_PEAK = 1e-4
+# A file that ends more than this share of its declared length early is truncated.
+TRUNCATION_TOLERANCE = 0.02
+# libsndfile's log line for a chunk (WAV, AIFF, W64) whose declared size differs from what the file holds.
+SHORTER_THAN_DECLARED = re.compile(r"^\s*\S+\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Streaming writers that cannot know the length write a placeholder of at least this size there.
+UNKNOWN_SIZE = 0x7FFFF000
+# The headers that declare an MP3's length (frame count) in its first frame; without one,
+# libsndfile estimates the length from the file size, tags included, so a cut file looks whole.
+MP3_LENGTH_HEADERS = (b"Xing", b"Info", b"VBRI")
+MP3_HEADER_SPAN = 48  # bytes of the first frame that hold one (after side info: at most 36)
+# libsndfile's error 7 reads "File does not exist or is not a regular file": for content that is
+# there (the file was checked) it means no decoder recognised it, so its text would mislead.
+SF_ERROR_UNRECOGNISED_CONTENT = 7
 
 
 class AudioDecodeError(ValueError):
@@ -35,36 +49,80 @@ class Clip:
     seconds: float
 
 
+def _mp3_first_frame(source: Path | bytes) -> bytes:
+    """The first `MP3_HEADER_SPAN` bytes after the ID3v2 tag, if any, of an MP3 file."""
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
+        head = file.read(10)
+        tag = 0
+        if head[:3] == b"ID3" and len(head) == 10:  # a 10-byte header with a 7-bit ("syncsafe") size
+            footer = 10 * (head[5] >> 4 & 1)
+            tag = 10 + sum(byte << (7 * (3 - i)) for i, byte in enumerate(head[6:10])) + footer
+        file.seek(tag)
+        return file.read(MP3_HEADER_SPAN)
+
+
+def _missing_share(audio_file: sf.SoundFile, decoded_frames: int, source: Path | bytes) -> float:
+    """How much of the length `audio_file` (read from `source`) declares is missing after the
+    `decoded_frames` that ended it: 0 for a complete file, or one whose header declares no length."""
+    shares = [
+        1 - int(actual) / int(declared)
+        for declared, actual in SHORTER_THAN_DECLARED.findall(audio_file.extra_info)
+        if int(actual) < int(declared) < UNKNOWN_SIZE
+    ]
+    declared = audio_file.frames
+    if audio_file.format == "MP3" and declared > decoded_frames:
+        if any(tag in _mp3_first_frame(source) for tag in MP3_LENGTH_HEADERS):
+            shares.append(1 - decoded_frames / declared)
+    return max(shares, default=0.0)
+
+
 def decode_audio(
     source: str | Path | bytes, sample_rate: int, clip_seconds: float, min_seconds: float = MIN_SECONDS
 ) -> Clip:
     """Decode `source` (a path or the file's bytes) to a mono float32 clip at `sample_rate`.
 
     Longer audio is cut at `clip_seconds`, shorter audio zero-padded. Raises `AudioDecodeError`
-    with reason `missing audio`, `empty audio file`, `undecodable audio`, `too short` or
-    `silent audio`.
+    with reason `missing audio`, `empty audio file`, `undecodable audio` (not an audio file, or
+    it fails mid-stream), `truncated audio` (it ends before the clip and more than 2% before the
+    length its header declares), `too short`, `invalid samples (NaN/inf)` or `silent audio`.
     """
     if isinstance(source, bytes):
         if not source:
             raise AudioDecodeError("empty audio file")
-        handle = io.BytesIO(source)
+        handle, where = io.BytesIO(source), "the given bytes"
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise AudioDecodeError("missing audio", str(path))
-        if path.stat().st_size == 0:
-            raise AudioDecodeError("empty audio file", str(path))
-        handle = path
+        source = Path(source)
+        if not source.is_file():
+            raise AudioDecodeError("missing audio", str(source))
+        if source.stat().st_size == 0:
+            raise AudioDecodeError("empty audio file", str(source))
+        handle, where = source, str(source)
 
     clip_samples = int(round(sample_rate * clip_seconds))
     try:
-        with sf.SoundFile(handle) as audio_file:
-            native_rate = audio_file.samplerate
-            # Read only what the clip needs: decoding the rest of a long file is wasted time.
-            needed = int(np.ceil(clip_seconds * native_rate)) + 1
-            samples = audio_file.read(frames=needed, dtype="float32", always_2d=True)
+        audio_file = sf.SoundFile(handle)
     except (sf.LibsndfileError, RuntimeError, ValueError) as error:
-        raise AudioDecodeError("undecodable audio", str(error)) from error
+        reason = getattr(error, "error_string", str(error))
+        known = getattr(error, "code", None) != SF_ERROR_UNRECOGNISED_CONTENT
+        raise AudioDecodeError(
+            "undecodable audio", f"not a readable audio file ({where}{': ' + reason if known else ''})"
+        ) from error
+    with audio_file:
+        native_rate = audio_file.samplerate
+        # Read only what the clip needs: decoding the rest of a long file is wasted time.
+        needed = int(np.ceil(clip_seconds * native_rate)) + 1
+        try:
+            samples = audio_file.read(frames=needed, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+            raise AudioDecodeError("undecodable audio", f"{where}: {error}") from error
+        # Only a file that ends before the clip is full loses audio the clip needs.
+        missing = _missing_share(audio_file, len(samples), source) if len(samples) < needed else 0.0
+    if missing > TRUNCATION_TOLERANCE:
+        seconds = len(samples) / native_rate
+        raise AudioDecodeError(
+            "truncated audio",
+            f"{where}: the audio ends after {seconds:.2f} s, {missing:.0%} short of the length declared",
+        )
 
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if native_rate != sample_rate:
@@ -74,7 +132,9 @@ def decode_audio(
     seconds = len(mono) / sample_rate
     if seconds < min_seconds:
         raise AudioDecodeError("too short", f"{seconds:.2f} s < {min_seconds} s")
-    if not np.isfinite(mono).all() or np.abs(mono).max() < SILENCE_PEAK:
+    if not np.isfinite(mono).all():
+        raise AudioDecodeError("invalid samples (NaN/inf)", where)
+    if np.abs(mono).max() < SILENCE_PEAK:
         raise AudioDecodeError("silent audio")
     waveform = np.zeros(clip_samples, dtype=np.float32)
     waveform[: len(mono)] = mono
