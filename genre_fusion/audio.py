@@ -76,6 +76,17 @@ def _missing_share(audio_file: sf.SoundFile, decoded_frames: int, source: Path |
     return max(shares, default=0.0)
 
 
+def _downmix(samples: np.ndarray) -> np.ndarray:
+    """float32 [frames, channels] -> [frames], the channels' mean. Summed column by column: numpy's
+    `mean(axis=1)` over 2 channels is about 20x slower, a large share of decoding a stereo clip."""
+    mono = samples[:, 0].copy()
+    for channel in range(1, samples.shape[1]):
+        mono += samples[:, channel]
+    if samples.shape[1] > 1:
+        mono *= np.float32(1 / samples.shape[1])
+    return mono
+
+
 def decode_audio(
     source: str | Path | bytes, sample_rate: int, clip_seconds: float, min_seconds: float = MIN_SECONDS
 ) -> Clip:
@@ -124,7 +135,7 @@ def decode_audio(
             f"{where}: the audio ends after {seconds:.2f} s, {missing:.0%} short of the length declared",
         )
 
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    mono = _downmix(samples)
     if native_rate != sample_rate:
         mono = soxr.resample(mono, native_rate, sample_rate)
     mono = np.ascontiguousarray(mono[:clip_samples], dtype=np.float32)

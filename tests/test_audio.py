@@ -110,3 +110,15 @@ def test_an_mp3_without_a_length_header_is_not_judged_by_its_estimated_length(tm
     path.write_bytes(tag + whole[:header] + bytes(4) + whole[header + 4 :])
     assert sf.info(path).frames > 4 * 2 * SAMPLE_RATE
     assert decode_audio(path, SAMPLE_RATE, clip_seconds=4.0).seconds > 1.5
+
+
+@pytest.mark.parametrize("channels", [2, 3])
+def test_channels_are_averaged(tmp_path: Path, channels: int):
+    rng = np.random.default_rng(channels)
+    samples = (0.3 * rng.standard_normal((2 * SAMPLE_RATE, channels))).astype(np.float32)
+    path = tmp_path / "multi.wav"
+    sf.write(path, samples, SAMPLE_RATE, subtype="FLOAT")
+
+    clip = decode_audio(path, SAMPLE_RATE, clip_seconds=2.0)
+
+    np.testing.assert_allclose(clip.waveform, samples.mean(axis=1), atol=1e-6)
