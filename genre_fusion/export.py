@@ -5,7 +5,13 @@
 MODEL_DIR holds the SavedModel of `genre_fusion.serving.GenreServer` (signatures ``serving_default``,
 ``features`` and ``classify``, documented there and listed in ``signature.json``), ``labels.txt``
 (one genre per line, in the order of ``probabilities``), ``features.json`` (the `FeatureConfig`:
-sample rate and clip length tell a client how to decode audio) and ``README.txt``.
+sample rate and clip length tell a client how to decode audio), ``README.txt`` and the record of
+these entries (`genre_fusion.owned_outputs`, kind ``export``).
+
+MODEL_DIR must be new or empty; ``--overwrite`` replaces only an export of this command that holds
+nothing else (an export without the record: exactly `LEGACY_EXPORT_NAMES`). It is checked before the
+export starts and again before the new export takes its place: the old one is renamed aside, the
+new one moved in, then the old one deleted.
 
 Serving needs nothing but TensorFlow: log-mel and principal words are computed in the graph, and a
 hub text encoder is inside it. A TF1 module such as ELMo is frozen to constants first (its
@@ -17,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -29,6 +34,7 @@ import tensorflow as tf
 
 from genre_fusion.features import FeatureConfig
 from genre_fusion.model import EMBEDDINGS_INPUT, input_names
+from genre_fusion.owned_outputs import OutputsError, foreign_entries, owned_outputs, record_outputs
 from genre_fusion.serving import (
     DEFAULT_TOP_K,
     LYRICS,
@@ -49,6 +55,12 @@ LABELS_FILE = "labels.txt"
 FEATURES_FILE = "features.json"
 SIGNATURE_FILE = "signature.json"
 README_FILE = "README.txt"
+EXPORT_KIND = "export"
+# What an export held before exports recorded their entries.
+LEGACY_EXPORT_NAMES = frozenset(
+    ("saved_model.pb", "variables", "assets", "fingerprint.pb")
+    + (LABELS_FILE, FEATURES_FILE, SIGNATURE_FILE, README_FILE)
+)
 # The reloaded export against the in-memory server: the same graph, float32 rounding apart.
 EXPORT_CHECK_ATOL = 1e-5
 PROBE_LYRICS = ("[Chorus]\nI'm burning like fire tonight\nI'm burning like fire tonight", "")
@@ -59,20 +71,26 @@ class ExportError(ValueError):
     """An export that cannot be made; the message names the problem and the fix."""
 
 
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, keras.Model]:
-    """The config and best model of a finished run; `ExportError` if the run is not finished."""
+def load_run(run_dir: str | Path, require_finished: bool = True) -> tuple[TrainConfig, keras.Model]:
+    """The config and best model of a run; `RunError` naming the problem and the fix: not a run
+    directory, no model yet or a damaged one, or with `require_finished` a run still training."""
     run_dir = Path(run_dir)
-    try:
-        config = TrainConfig.load(run_dir)
-    except RunError as error:
-        raise ExportError(str(error)) from error
+    config = TrainConfig.load(run_dir)
     model_path = run_dir / MODEL_FILE
-    if read_run_summary(run_dir) is None or not model_path.is_file():
-        raise ExportError(
+    if require_finished and (read_run_summary(run_dir) is None or not model_path.is_file()):
+        raise RunError(
             f"{run_dir} holds no finished model ({MODEL_FILE} and run.json are written when training "
             "ends): finish the run by rerunning its `python -m genre_fusion.train` command (it resumes)"
         )
-    return config, keras.models.load_model(model_path, compile=False)
+    if not model_path.is_file():
+        raise RunError(f"{model_path} is missing: train the run first (`python -m genre_fusion.train`)")
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except (OSError, ValueError) as error:
+        raise RunError(
+            f"{model_path} cannot be loaded as a Keras model ({error}): it is damaged; train the run again"
+        ) from error
+    return config, model
 
 
 def text_encoder_layer(features: FeatureConfig, workdir: Path) -> HubTextEmbedding:
@@ -153,41 +171,90 @@ def _readme(config: TrainConfig, server: GenreServer, run_dir: Path) -> str:
     )
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Raise `ExportError` unless an export may be written to `out`: a new or empty folder, or with
+    `overwrite` an export of this command that holds nothing else."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"--out {out} is a file, not a folder: choose another --out")
+    entries = {entry.name for entry in out.iterdir()}
+    if not entries:
+        return
+    try:
+        kind, _ = owned_outputs(out)
+        foreign = foreign_entries(out, EXPORT_KIND, legacy=LEGACY_EXPORT_NAMES)
+    except OutputsError as error:
+        raise ExportError(f"--out {error}") from error
+    if kind is None and entries != LEGACY_EXPORT_NAMES:
+        foreign = sorted(entries)  # not the whole of an old export: nothing here is known to be ours
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ExportError(
+            f"--out {out} is not an export of genre_fusion.export alone (it holds {listed}): nothing was "
+            "changed; choose a new or empty --out"
+        )
+    if not overwrite:
+        raise ExportError(f"--out {out} holds an export already: pass --overwrite to replace it")
+
+
+def _replace(out: Path, staged: Path, aside: Path) -> None:
+    """Move `staged` to `out`; an old export there is renamed to `aside` first (deleted by the
+    caller), and put back if the move fails."""
+    if out.exists():
+        out.rename(aside)
+    try:
+        staged.rename(out)
+    except OSError:
+        if aside.exists():
+            aside.rename(out)
+        raise
+
+
 def export_run(
     run_dir: str | Path, out: str | Path, top_k: int = DEFAULT_TOP_K, overwrite: bool = False
 ) -> Path:
     """Export the best model of `run_dir` to `out` (see the module docstring); returns `out`.
 
-    Raises `ExportError` for an unfinished run, an unavailable text encoder, or an existing
-    non-empty `out` without `overwrite`. `out` appears only when complete and checked.
+    Raises `RunError` for a run that is not finished, `ExportError` for an unavailable text encoder,
+    a `top_k` below 1, an `out` that may not be replaced (see the module docstring) or cannot be
+    written. `out` appears only when complete and checked; nothing else in its parent is touched.
     """
     run_dir, out = Path(run_dir), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ExportError(f"{out} exists and is not empty: choose another --out or pass --overwrite")
+    if top_k < 1:
+        raise ExportError(f"--top-k must be >= 1, got {top_k}")
+    _check_out(out, overwrite)
     config, model = load_run(run_dir)
-    features = config.features
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as workdir:
-        workdir = Path(workdir)
-        text_encoder = None
-        if EMBEDDINGS_INPUT in input_names(config.model.modalities, features):
-            text_encoder = text_encoder_layer(features, workdir)
-        server = GenreServer(model, features, config.genres, config.model.modalities, text_encoder, top_k)
-        staged = workdir / "export"
-        tf.saved_model.save(server, str(staged), signatures=server.signatures())
-        loaded = tf.saved_model.load(str(staged))
-        _check_export(loaded, server)
-        (staged / LABELS_FILE).write_text("".join(f"{genre}\n" for genre in config.genres), encoding="utf-8")
-        (staged / FEATURES_FILE).write_text(json.dumps(features.to_dict(), indent=2) + "\n", encoding="utf-8")
-        description = {"top_k": server.top_k, "signatures": signature_description(loaded)}
-        (staged / SIGNATURE_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-        (staged / README_FILE).write_text(_readme(config, server, run_dir), encoding="utf-8")
-        if out.is_dir():
-            shutil.rmtree(out)
-        elif out.exists():
-            out.unlink()
-        staged.rename(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as workdir:
+            workdir = Path(workdir)
+            staged = _write_export(config, model, run_dir, top_k, workdir)
+            _check_out(out, overwrite)  # again: the export took a while
+            _replace(out, staged, workdir / "previous")
+    except OSError as error:
+        raise ExportError(f"cannot write --out {out}: {error}") from error
     return out
+
+
+def _write_export(config: TrainConfig, model: keras.Model, run_dir: Path, top_k: int, workdir: Path) -> Path:
+    """The export of `model`, written and checked in `workdir`; returns its folder."""
+    features = config.features
+    text_encoder = None
+    if EMBEDDINGS_INPUT in input_names(config.model.modalities, features):
+        text_encoder = text_encoder_layer(features, workdir)
+    server = GenreServer(model, features, config.genres, config.model.modalities, text_encoder, top_k)
+    staged = workdir / "export"
+    tf.saved_model.save(server, str(staged), signatures=server.signatures())
+    loaded = tf.saved_model.load(str(staged))
+    _check_export(loaded, server)
+    (staged / LABELS_FILE).write_text("".join(f"{genre}\n" for genre in config.genres), encoding="utf-8")
+    (staged / FEATURES_FILE).write_text(json.dumps(features.to_dict(), indent=2) + "\n", encoding="utf-8")
+    description = {"top_k": server.top_k, "signatures": signature_description(loaded)}
+    (staged / SIGNATURE_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    (staged / README_FILE).write_text(_readme(config, server, run_dir), encoding="utf-8")
+    record_outputs(staged, EXPORT_KIND, [entry.name for entry in staged.iterdir()])
+    return staged
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -198,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m genre_fusion.export",
         description="Export a finished training run as a SavedModel: waveform + lyrics in, genres out.",
+        allow_abbrev=False,
     )
     parser.add_argument("--run", required=True, type=Path, help="run directory of genre_fusion.train")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the SavedModel to")
@@ -207,13 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_TOP_K,
         help=f"genres in the top_genres output (default {DEFAULT_TOP_K})",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an export already in --out (and nothing else)"
+    )
     args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.error(f"--top-k must be >= 1, got {args.top_k}")
     try:
         out = export_run(args.run, args.out, args.top_k, args.overwrite)
-    except ExportError as error:
+    except (ExportError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     description = json.loads((out / SIGNATURE_FILE).read_text(encoding="utf-8"))

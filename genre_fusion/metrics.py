@@ -4,6 +4,9 @@ All numbers come from `sklearn.metrics`. Macro averages run over the genres that
 true song in the evaluated split: a genre absent from the split has no recall to measure, and
 counting it as F1 0 (or 1) would move the average by a fixed amount that says nothing about the
 model. Those genres are listed under `genres_without_support` and keep their row (support 0).
+
+`selection_scores` gives the headline numbers alone (accuracy and macro-F1, or macro-F1 and mAP),
+computed by the same code, for choosing between models the way evaluation would rank them.
 """
 
 from __future__ import annotations
@@ -74,7 +77,6 @@ def evaluate_predictions(
     """
     probabilities, targets = _validated(probabilities, targets, genres, label_mode)
     support = targets.sum(axis=0).astype(int)
-    with_support = np.flatnonzero(support > 0)
     common = {
         "label_mode": label_mode,
         "songs": int(targets.shape[0]),
@@ -82,14 +84,42 @@ def evaluate_predictions(
         "genres_without_support": [genres[i] for i in np.flatnonzero(support == 0)],
     }
     if label_mode == "single":
-        return common | _single_label(probabilities, targets, genres, with_support)
-    return common | _multi_label(probabilities, targets, genres, with_support, threshold)
+        return common | _single_label(probabilities, targets, genres)
+    return common | _multi_label(probabilities, targets, genres, threshold)
+
+
+def selection_scores(
+    targets: np.ndarray, probabilities: np.ndarray, label_mode: str, threshold: float = 0.5
+) -> dict[str, float | None]:
+    """The numbers to select a model by, exactly as `evaluate_predictions` reports them.
+
+    Args:
+        targets: [songs, genres] of 0/1; one-hot rows (`single`) or multi-hot rows (`multi`).
+        probabilities: float [songs, genres], as `evaluate_predictions` takes them.
+        label_mode: "single" or "multi".
+        threshold: `multi` only; a genre is predicted when its probability is >= threshold.
+
+    Returns:
+        `single`: {`accuracy`, `macro_f1`}; `multi`: {`macro_f1`, `mean_average_precision`},
+        each None where undefined (no genre with a positive song). Macro averages run over the
+        genres with a true song, as in `evaluate_predictions`.
+
+    Raises:
+        ValueError: as `evaluate_predictions`.
+    """
+    probabilities, targets = _validated(probabilities, targets, None, label_mode)
+    if label_mode == "single":
+        true, predicted = targets.argmax(axis=1), probabilities.argmax(axis=1)
+        return _single_label_scores(true, predicted, _with_support(targets))
+    predicted = _multi_label_predictions(probabilities, threshold)
+    return _multi_label_scores(targets, predicted, _average_precisions(probabilities, targets))
 
 
 def _validated(
-    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], label_mode: str
+    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str] | None, label_mode: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Checks the inputs of `evaluate_predictions`; returns them as float64 / int arrays."""
+    """Checks the inputs of `evaluate_predictions` (`genres` None: unnamed columns); returns them as
+    float64 / int arrays."""
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
     probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -105,11 +135,12 @@ def _validated(
         )
     if probabilities.shape[0] == 0:
         raise ValueError("no songs to evaluate: probabilities and targets are empty")
-    if probabilities.shape[1] != len(genres):
-        raise ValueError(f"{probabilities.shape[1]} probability columns but {len(genres)} genre names")
-    if len(genres) < MIN_GENRES:
-        raise ValueError(f"at least {MIN_GENRES} genres are needed, got {len(genres)}")
-    if len(set(genres)) != len(genres):
+    columns = probabilities.shape[1]
+    if genres is not None and columns != len(genres):
+        raise ValueError(f"{columns} probability columns but {len(genres)} genre names")
+    if columns < MIN_GENRES:
+        raise ValueError(f"at least {MIN_GENRES} genres are needed, got {columns}")
+    if genres is not None and len(set(genres)) != len(genres):
         raise ValueError("genre names must be unique")
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities contain NaN or infinity (did training diverge?)")
@@ -134,13 +165,27 @@ def _per_genre(
     }
 
 
-def _single_label(
-    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], with_support: np.ndarray
-) -> dict:
+def _with_support(targets: np.ndarray) -> np.ndarray:
+    """Column indices of the genres with at least one true song: what macro averages run over."""
+    return np.flatnonzero(targets.sum(axis=0) > 0)
+
+
+def _single_label_scores(
+    true: np.ndarray, predicted: np.ndarray, with_support: np.ndarray
+) -> dict[str, float]:
+    """`accuracy` and `macro_f1` from true and predicted genre indices [songs]."""
+    return {
+        "accuracy": float(accuracy_score(true, predicted)),
+        "macro_f1": float(f1_score(true, predicted, labels=with_support, average="macro", zero_division=0)),
+    }
+
+
+def _single_label(probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str]) -> dict:
     """The `single` part of `evaluate_predictions`' result."""
     labels = np.arange(len(genres))
     true = targets.argmax(axis=1)
     predicted = probabilities.argmax(axis=1)
+    with_support = _with_support(targets)
     top_k = min(TOP_K, len(genres))
     with warnings.catch_warnings():
         # With 3 genres or fewer k covers them all and the score is 1.0 by construction, which
@@ -151,10 +196,9 @@ def _single_label(
             true, probabilities if len(genres) > 2 else probabilities[:, 1], k=top_k, labels=labels
         )
     return {
-        "accuracy": float(accuracy_score(true, predicted)),
+        **_single_label_scores(true, predicted, with_support),
         "top_k": top_k,
         "top_k_accuracy": float(top_k_accuracy),
-        "macro_f1": float(f1_score(true, predicted, labels=with_support, average="macro", zero_division=0)),
         "weighted_f1": float(
             f1_score(true, predicted, labels=with_support, average="weighted", zero_division=0)
         ),
@@ -163,19 +207,42 @@ def _single_label(
     }
 
 
+def _multi_label_predictions(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """[songs, genres] of 0/1: a genre is predicted when its probability is >= threshold."""
+    return (probabilities >= threshold).astype(int)
+
+
+def _average_precisions(probabilities: np.ndarray, targets: np.ndarray) -> dict[int, float]:
+    """Average precision by column index, for the genres with a positive song."""
+    return {
+        i: float(average_precision_score(targets[:, i], probabilities[:, i])) for i in _with_support(targets)
+    }
+
+
+def _multi_label_scores(
+    targets: np.ndarray, predicted: np.ndarray, average_precision: dict[int, float]
+) -> dict[str, float | None]:
+    """`macro_f1` and `mean_average_precision` from targets and thresholded predictions [songs,
+    genres] of 0/1 and the genres' average precisions (`_average_precisions`)."""
+    with_support = _with_support(targets)
+    return {
+        "macro_f1": float(f1_score(targets, predicted, labels=with_support, average="macro", zero_division=0))
+        if len(with_support)
+        else None,
+        "mean_average_precision": float(np.mean(list(average_precision.values())))
+        if average_precision
+        else None,
+    }
+
+
 def _multi_label(
-    probabilities: np.ndarray,
-    targets: np.ndarray,
-    genres: Sequence[str],
-    with_support: np.ndarray,
-    threshold: float,
+    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], threshold: float
 ) -> dict:
     """The `multi` part of `evaluate_predictions`' result."""
-    predicted = (probabilities >= threshold).astype(int)
+    with_support = _with_support(targets)
+    predicted = _multi_label_predictions(probabilities, threshold)
     per_genre = _per_genre(targets, predicted, genres, np.arange(len(genres)))
-    average_precision = {
-        i: float(average_precision_score(targets[:, i], probabilities[:, i])) for i in with_support
-    }
+    average_precision = _average_precisions(probabilities, targets)
     for i, name in enumerate(genres):
         per_genre[name]["average_precision"] = average_precision.get(i)
     # ROC needs negatives too: a genre every song carries has no curve.
@@ -184,13 +251,8 @@ def _multi_label(
     return {
         "threshold": float(threshold),
         "micro_f1": float(f1_score(targets, predicted, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(targets, predicted, labels=with_support, average="macro", zero_division=0))
-        if len(with_support)
-        else None,
+        **_multi_label_scores(targets, predicted, average_precision),
         "samples_f1": float(f1_score(targets, predicted, average="samples", zero_division=0)),
-        "mean_average_precision": float(np.mean(list(average_precision.values())))
-        if average_precision
-        else None,
         "average_precision_genres_skipped": len(genres) - len(average_precision),
         "micro_roc_auc": float(roc_auc_score(targets, probabilities, average="micro"))
         if pooled_has_both

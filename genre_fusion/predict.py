@@ -1,21 +1,22 @@
 """Classify audio files, with or without lyrics, with a model of `genre_fusion.export`.
 
-    python -m genre_fusion.predict --model MODEL_DIR song.mp3 other.flac [--lyrics song.txt ...]
+    python -m genre_fusion.predict --model MODEL_DIR a.mp3 b.flac [--lyrics a.txt --lyrics b.txt]
     python -m genre_fusion.predict --model MODEL_DIR --manifest songs.csv [--top-k 3] [--json]
 
 Audio in any format the preparation reads (MP3, WAV, FLAC, OGG; any rate and channel count) is
 decoded with `genre_fusion.audio.decode_audio` at the model's sample rate and clip length (from
 MODEL_DIR/features.json); lyrics files are read with `genre_fusion.lyrics.read_lyrics`.
-``--lyrics`` files pair with the audio files in order (fewer lyrics than audio files: the rest
-have none). ``--manifest`` reads the columns ``id``, ``audio`` and ``lyrics`` (optional; empty =
-no lyrics) of a manifest CSV (see DESIGN.md); paths are relative to its folder.
+``--lyrics`` names one file and is repeated for more; the lyrics files pair with the audio files
+in order (fewer lyrics than audio files: the rest have none; more: an error). ``--manifest`` reads
+the columns ``id``, ``audio`` and ``lyrics`` (optional; empty = no lyrics) of a manifest CSV (see
+DESIGN.md); paths are relative to its folder.
 
 Songs go through the SavedModel in batches of ``--batch-size``. Output, per song in input order:
 a table row with its top-k genres and probabilities, or with ``--json`` one JSON object per line
 (``{"song", "audio", "lyrics", "genres": [{"genre", "probability"}, ...]}``). A song that cannot
 be read gets an error line on stderr (and ``{"song", "audio", "lyrics", "error"}`` under
 ``--json``) and the others go on. Exit status: 0 when at least one song was classified, 1 when
-none was, 2 for a usage error (no such model, unreadable manifest).
+none was, 2 for a usage error (no such model, unreadable manifest, bad option).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +39,14 @@ from genre_fusion.audio import AudioDecodeError, decode_audio
 from genre_fusion.export import FEATURES_FILE, LABELS_FILE
 from genre_fusion.features import FeatureConfig
 from genre_fusion.lyrics import LyricsError, read_lyrics
-from genre_fusion.serving import LYRICS, SERVING_SIGNATURE, TOP_GENRES, TOP_PROBABILITIES, WAVEFORM
+from genre_fusion.serving import (
+    LYRICS,
+    PROBABILITIES,
+    SERVING_SIGNATURE,
+    TOP_GENRES,
+    TOP_PROBABILITIES,
+    WAVEFORM,
+)
 
 DEFAULT_TOP_K = 3
 DEFAULT_BATCH_SIZE = 16
@@ -87,18 +96,34 @@ class ExportedModel:
     loaded SavedModel, for its other signatures)."""
 
     def __init__(self, model_dir: str | Path):
+        """Raises `PredictError` naming the problem when `model_dir` is not a readable export."""
         model_dir = Path(model_dir)
-        features_path = model_dir / FEATURES_FILE
-        if not features_path.is_file():
-            raise PredictError(
-                f"{model_dir} is not an exported model ({FEATURES_FILE} is missing): "
-                "make one with `python -m genre_fusion.export --run RUN_DIR --out MODEL_DIR`"
-            )
-        self.features = FeatureConfig.from_dict(json.loads(features_path.read_text(encoding="utf-8")))
-        self.genres = tuple((model_dir / LABELS_FILE).read_text(encoding="utf-8").splitlines())
-        self.saved_model = tf.saved_model.load(str(model_dir))  # kept: its signatures need it alive
-        self._serve = self.saved_model.signatures[SERVING_SIGNATURE]
-        self.top_k = int(self._serve.structured_outputs[TOP_GENRES].shape[-1])
+        if not model_dir.is_dir():
+            raise _not_an_export(model_dir, "a file, not a folder" if model_dir.exists() else "not found")
+        for name in (FEATURES_FILE, LABELS_FILE):
+            if not (model_dir / name).is_file():
+                raise _not_an_export(model_dir, f"{name} is missing")
+        if not tf.saved_model.contains_saved_model(str(model_dir)):
+            raise _not_an_export(model_dir, "no saved_model.pb")
+        try:
+            features = json.loads((model_dir / FEATURES_FILE).read_text(encoding="utf-8"))
+            self.features = FeatureConfig.from_dict(features)
+            self.genres = tuple((model_dir / LABELS_FILE).read_text(encoding="utf-8").splitlines())
+            self.saved_model = tf.saved_model.load(str(model_dir))  # kept: its signatures need it alive
+        except (OSError, ValueError, TypeError, tf.errors.OpError) as error:
+            raise _not_an_export(model_dir, f"unreadable: {error}") from error
+        self._serve = self.saved_model.signatures.get(SERVING_SIGNATURE)
+        inputs, outputs = (
+            (set(self._serve.structured_input_signature[1]), self._serve.structured_outputs)
+            if self._serve is not None
+            else (set(), {})
+        )
+        if inputs != {WAVEFORM, LYRICS} or not {PROBABILITIES, TOP_GENRES, TOP_PROBABILITIES} <= set(outputs):
+            raise _not_an_export(model_dir, f"no {SERVING_SIGNATURE} signature of genre_fusion.serving")
+        scored = outputs[PROBABILITIES].shape[-1]
+        if scored != len(self.genres):
+            raise _not_an_export(model_dir, f"{LABELS_FILE} has {len(self.genres)} genres, model {scored}")
+        self.top_k = int(outputs[TOP_GENRES].shape[-1])
 
     def load(self, song: Song) -> tuple[np.ndarray, str]:
         """A song -> (waveform float32 [clip_samples], lyrics text or ""); raises `AudioDecodeError`
@@ -125,25 +150,45 @@ class ExportedModel:
         ]
 
 
+def _not_an_export(model_dir: Path, problem: str) -> PredictError:
+    return PredictError(
+        f"--model {model_dir} is not an exported model ({problem}): make one with "
+        "`python -m genre_fusion.export --run RUN_DIR --out MODEL_DIR`"
+    )
+
+
 def read_manifest_songs(path: str | Path) -> list[Song]:
     """The songs of a manifest CSV: columns id and audio, lyrics optional (empty = no lyrics),
-    other columns ignored; paths relative to the manifest's folder. `PredictError` if unreadable."""
+    other columns ignored; paths relative to the manifest's folder. `PredictError` if unreadable,
+    if a column is missing, a row has more fields than the header or an empty id or audio."""
     path = Path(path)
-    wanted = (MANIFEST_ID, MANIFEST_AUDIO, MANIFEST_LYRICS)
+    expected = (
+        f"expected a comma-separated CSV with a header row and columns {MANIFEST_ID},{MANIFEST_AUDIO},"
+        f"{MANIFEST_LYRICS} (a field that holds commas in double quotes)"
+    )
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda column: column in wanted)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        with warnings.catch_warnings():
+            # pandas only warns when the first row is longer than the header, and drops the rest.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except pd.errors.ParserWarning as error:
+        raise PredictError(f"manifest {path}: a row has more fields than the header: {expected}") from error
+    except pd.errors.ParserError as error:
+        raise PredictError(f"manifest {path}: {str(error).strip()}: {expected}") from error
+    except (OSError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise PredictError(f"cannot read manifest {path}: {error}") from error
     missing = [column for column in (MANIFEST_ID, MANIFEST_AUDIO) if column not in table.columns]
     if missing:
-        raise PredictError(
-            f"manifest {path} has no column {', '.join(missing)}: expected a comma-separated CSV with "
-            f"a header row and columns {','.join(wanted)}"
-        )
+        raise PredictError(f"manifest {path} has no column {', '.join(missing)}: {expected}")
+    table = table.apply(lambda column: column.str.strip())
+    empty = table.index[(table[MANIFEST_ID] == "") | (table[MANIFEST_AUDIO] == "")]
+    if len(empty):
+        lines = ", ".join(str(index + 2) for index in empty[:5])  # line 1 is the header
+        raise PredictError(f"manifest {path} has an empty {MANIFEST_ID} or {MANIFEST_AUDIO} on line {lines}")
     folder = path.parent
     lyrics = table[MANIFEST_LYRICS] if MANIFEST_LYRICS in table.columns else [""] * len(table)
     return [
-        Song(song_id.strip(), folder / audio.strip(), folder / text.strip() if text.strip() else None)
+        Song(song_id, folder / audio, folder / text if text else None)
         for song_id, audio, text in zip(table[MANIFEST_ID], table[MANIFEST_AUDIO], lyrics, strict=True)
     ]
 
@@ -152,7 +197,7 @@ def songs_from_arguments(audio: Sequence[Path], lyrics: Sequence[Path]) -> list[
     """AUDIO files paired in order with --lyrics files; `PredictError` if there are more lyrics."""
     if len(lyrics) > len(audio):
         raise PredictError(
-            f"{len(lyrics)} lyrics files for {len(audio)} audio files: lyrics pair with audio in order"
+            f"{len(lyrics)} --lyrics files for {len(audio)} audio files: lyrics pair with audio in order"
         )
     return [
         Song(str(path), path, lyrics[index] if index < len(lyrics) else None)
@@ -188,6 +233,8 @@ def _try_load(model: ExportedModel, song: Song) -> tuple[np.ndarray, str] | str:
         return model.load(song)
     except (AudioDecodeError, LyricsError) as error:
         return str(error)
+    except OSError as error:  # e.g. a lyrics file without read permission
+        return f"unreadable file: {error}"
 
 
 class _Table:
@@ -215,15 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m genre_fusion.predict",
         description="Classify songs (audio + optional lyrics) with a model of genre_fusion.export.",
+        allow_abbrev=False,
     )
     parser.add_argument("--model", required=True, type=Path, help="folder written by genre_fusion.export")
     parser.add_argument("audio", nargs="*", type=Path, help="audio files (MP3, WAV, FLAC, OGG)")
     parser.add_argument(
         "--lyrics",
-        nargs="+",
+        action="append",
         type=Path,
         default=[],
-        help="lyrics files, paired with the audio files in order",
+        metavar="FILE",
+        help="a lyrics file; repeat for more: paired with the audio files in order",
     )
     parser.add_argument(
         "--manifest", type=Path, help="CSV with columns id,audio,lyrics (paths relative to it)"
@@ -238,11 +287,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_BATCH_SIZE,
         help=f"songs per model call (default {DEFAULT_BATCH_SIZE})",
     )
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(
+            f"unrecognized arguments: {' '.join(unknown)} (--lyrics takes one file: repeat it, "
+            "--lyrics a.txt --lyrics b.txt; the audio files go together, before or after the options)"
+        )
     if not args.audio and not args.manifest:
         parser.error("give audio files, --manifest CSV, or both")
-    if args.top_k < 1 or args.batch_size < 1:
-        parser.error("--top-k and --batch-size must be >= 1")
+    for option, value in (("--top-k", args.top_k), ("--batch-size", args.batch_size)):
+        if value < 1:
+            parser.error(f"{option} must be >= 1, got {value}")
     try:
         songs = songs_from_arguments(args.audio, args.lyrics)
         if args.manifest:

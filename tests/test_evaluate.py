@@ -1,6 +1,7 @@
 """`python -m genre_fusion.evaluate` on a run trained on tiny shards."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 from genre_fusion import evaluate, train
 from genre_fusion.evaluate import predict_split
 from genre_fusion.metrics import evaluate_predictions
-from genre_fusion.shards import read_meta
+from genre_fusion.owned_outputs import MARKER_FILE, foreign_entries, owned_outputs, record_outputs
+from genre_fusion.shards import read_meta, shard_files
+from genre_fusion.train_config import MODEL_FILE, RUN_ARTIFACTS
 
 pytest_plugins = ["tests.training_fixtures"]
 
@@ -58,3 +61,108 @@ def test_bad_runs_stop_with_a_message(trained_run: Path, tmp_path: Path, capsys)
     assert "config.json is missing" in capsys.readouterr().err
     assert evaluate.main(["--run", str(trained_run), "--data", str(tmp_path / "elsewhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_evaluation_is_recorded_as_the_runs_own(trained_run: Path):
+    assert evaluate.main(["--run", str(trained_run), "--split", "val"]) == 0
+    kind, names = owned_outputs(trained_run)
+    assert kind == "run" and {"evaluation", "training_curves.png"} <= names
+    assert foreign_entries(trained_run, "run") == []  # so `train --overwrite` may replace the run
+
+
+def test_a_run_trained_before_the_record_gets_one_listing_its_training_files(trained_run: Path, tmp_path):
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    (run / MARKER_FILE).unlink(missing_ok=True)
+    shutil.rmtree(run / "evaluation", ignore_errors=True)
+    assert evaluate.main(["--run", str(run), "--split", "val"]) == 0
+    kind, names = owned_outputs(run)
+    trained = {name for name in RUN_ARTIFACTS if (run / name).exists()}
+    assert kind == "run" and names >= {"evaluation", *trained} and "config.json" in trained
+    assert foreign_entries(run, "run") == []
+
+
+def test_a_users_file_where_the_evaluation_goes_is_kept_and_not_adopted(trained_run: Path, tmp_path, capsys):
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    shutil.rmtree(run / "evaluation", ignore_errors=True)
+    (run / MARKER_FILE).unlink(missing_ok=True)
+    record_outputs(run, "run", [path.name for path in run.iterdir()])  # as training records its files
+    (run / "evaluation").write_text("my notes")
+    assert evaluate.main(["--run", str(run), "--split", "val"]) == 2
+    assert "evaluation, which genre_fusion did not write" in capsys.readouterr().err
+    assert (run / "evaluation").read_text() == "my notes" and "evaluation" not in owned_outputs(run)[1]
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _flipped(data: bytes) -> bytes:
+    return data[:20] + bytes([data[20] ^ 1]) + data[21:]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"), [(_truncated, "truncated record"), (_flipped, "corrupted record")]
+)
+def test_a_damaged_shard_is_named(trained_run: Path, learned_shards: Path, tmp_path, capsys, damage, reason):
+    shards = shutil.copytree(learned_shards, tmp_path / "shards")
+    damaged = shard_files(shards, "val")[-1]
+    damaged.write_bytes(damage(damaged.read_bytes()))
+    assert evaluate.main(["--run", str(trained_run), "--data", str(shards), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert f"shard {damaged} is damaged ({reason}" in err and "python -m data_prep build" in err
+
+
+def _copied_run(trained_run: Path, tmp_path: Path) -> Path:
+    return shutil.copytree(trained_run, tmp_path / "run")
+
+
+def _damaged_model(trained_run: Path, tmp_path: Path) -> Path:
+    run = _copied_run(trained_run, tmp_path)
+    (run / MODEL_FILE).write_bytes(b"PK\x03\x04 not a whole zip")
+    return run
+
+
+def _unwritable_evaluation(trained_run: Path, tmp_path: Path) -> Path:
+    run = _copied_run(trained_run, tmp_path)
+    shutil.rmtree(run / "evaluation", ignore_errors=True)
+    (run / MARKER_FILE).unlink(missing_ok=True)
+    (run / "evaluation").mkdir()
+    (run / "evaluation" / "val").write_text("a file where the split's folder goes")
+    return run
+
+
+def _a_file(trained_run: Path, tmp_path: Path) -> Path:
+    (tmp_path / "run.txt").write_text("not a run")
+    return tmp_path / "run.txt"
+
+
+def _not_a_run(trained_run: Path, tmp_path: Path) -> Path:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
+    return tmp_path / "photos"
+
+
+@pytest.mark.parametrize(
+    ("make_run", "message"),
+    [
+        (_a_file, "run.txt is not a run directory"),
+        (_not_a_run, "photos is not a run directory"),
+        (_damaged_model, "cannot be loaded as a Keras model"),
+        (_unwritable_evaluation, "cannot write the evaluation into"),
+    ],
+)
+def test_a_run_that_cannot_be_evaluated_exits_2(trained_run: Path, tmp_path, capsys, make_run, message):
+    run = make_run(trained_run, tmp_path)
+    assert evaluate.main(["--run", str(run), "--split", "val"]) == 2
+    last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    assert last_line.startswith("error: ") and message in last_line
+
+
+def test_bad_options_exit_2_naming_the_option(trained_run: Path, capsys):
+    for argv, message in (
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--batch", "8"], "unrecognized arguments: --batch 8"),  # no abbreviations
+    ):
+        with pytest.raises(SystemExit) as exited:
+            evaluate.main(["--run", str(trained_run), *argv])
+        assert exited.value.code == 2 and message in capsys.readouterr().err

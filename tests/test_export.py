@@ -33,6 +33,7 @@ from genre_fusion.audio import decode_audio
 from genre_fusion.features import FeatureConfig
 from genre_fusion.lyrics import read_lyrics
 from genre_fusion.model import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
+from genre_fusion.owned_outputs import MARKER_FILE, owned_outputs, record_outputs
 from genre_fusion.schema import parse_song
 from genre_fusion.serving import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
 from genre_fusion.shards import SPLITS, read_meta, shard_files
@@ -351,16 +352,142 @@ def test_refuses_a_run_without_a_finished_model(trained, tmp_path, capsys):
     assert not (tmp_path / "model").exists()
 
 
-def test_refuses_a_non_empty_out_unless_overwrite(trained, tmp_path, capsys):
+def _entries(folder: Path) -> dict[str, bytes | None]:
+    """Every file under `folder` (relative path -> content; None for a folder): what must survive."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def _old_export(trained: TrainedExports, folder: Path) -> Path:
+    """A copy of the learned export as the code before the record wrote it: no marker."""
+    shutil.copytree(trained.models["learned"], folder)
+    (folder / MARKER_FILE).unlink()
+    (folder / export.README_FILE).write_text("the old export\n")
+    return folder
+
+
+def test_the_export_records_exactly_its_entries(trained):
+    for encoder in ENCODERS:
+        kind, names = owned_outputs(trained.models[encoder])
+        entries = {path.name for path in trained.models[encoder].iterdir()} - {MARKER_FILE}
+        assert kind == export.EXPORT_KIND and names == entries == export.LEGACY_EXPORT_NAMES
+
+
+def _out_with_other_files(trained, tmp_path) -> Path:
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    return out
+
+
+def _export_and_a_user_file(trained, tmp_path) -> Path:
+    out = shutil.copytree(trained.models["learned"], tmp_path / "model")
+    (out / "notes.txt").write_text("mine")
+    return out
+
+
+def _folder_of_several_models(trained, tmp_path) -> Path:
+    models = tmp_path / "models"
+    for encoder in ENCODERS:
+        shutil.copytree(trained.models[encoder], models / encoder)
+    return models
+
+
+def _run_directory(trained, tmp_path) -> Path:
+    return shutil.copytree(trained.runs["learned"], tmp_path / "run")
+
+
+def _part_of_an_old_export(trained, tmp_path) -> Path:
+    out = _old_export(trained, tmp_path / "model")
+    shutil.rmtree(out / "variables")  # what is left may be a user's labels.txt and README.txt
+    (out / "saved_model.pb").unlink()
+    return out
+
+
+def _a_file(trained, tmp_path) -> Path:
+    out = tmp_path / "model"
+    out.write_text("not a folder")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("make_out", "message"),
+    [
+        (_out_with_other_files, "is not an export of genre_fusion.export alone (it holds keep.txt)"),
+        (_export_and_a_user_file, "(it holds notes.txt)"),
+        (_folder_of_several_models, "(it holds hub, learned)"),
+        (_run_directory, "not an export"),  # recorded as a run, or holding config.json etc.
+        (_part_of_an_old_export, "is not an export of genre_fusion.export alone"),
+        (_a_file, "is a file, not a folder"),
+    ],
+)
+def test_an_out_that_is_not_only_an_export_is_refused_and_kept(trained, tmp_path, capsys, make_out, message):
+    out = make_out(trained, tmp_path)
+    before = _entries(tmp_path)
+    for overwrite in ([], ["--overwrite"]):
+        assert export.main(["--run", str(trained.runs["learned"]), "--out", str(out), *overwrite]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}" in err and message in err
+        assert _entries(tmp_path) == before  # nothing deleted, nothing staged left behind
+
+
+def test_overwrite_replaces_an_export_made_before_the_record(trained, tmp_path, capsys):
+    out = _old_export(trained, tmp_path / "model")
     run = str(trained.runs["learned"])
     assert export.main(["--run", run, "--out", str(out)]) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert [path.name for path in out.iterdir()] == ["keep.txt"]
+    assert "holds an export already: pass --overwrite" in capsys.readouterr().err
+    assert (out / export.README_FILE).read_text() == "the old export\n"
     assert export.main(["--run", run, "--out", str(out), "--overwrite"]) == 0
     printed = capsys.readouterr().out
     assert "serving_default inputs: lyrics string [None], waveform float32 [None, None]" in printed
-    assert not (out / "keep.txt").exists() and (out / "saved_model.pb").is_file()
+    assert "predict" in (out / export.README_FILE).read_text()
+    assert owned_outputs(out) == (export.EXPORT_KIND, export.LEGACY_EXPORT_NAMES)
     assert [path.name for path in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
+
+
+def _fake_write_export(config, model, run_dir, top_k, workdir: Path) -> Path:
+    """Stands in for the (slow) SavedModel writing: a staged export with one file and its record."""
+    staged = workdir / "export"
+    staged.mkdir()
+    (staged / export.LABELS_FILE).write_text("".join(f"{genre}\n" for genre in config.genres))
+    record_outputs(staged, export.EXPORT_KIND, [export.LABELS_FILE])
+    return staged
+
+
+def test_overwrite_replaces_a_recorded_export_in_one_move(trained, tmp_path, monkeypatch):
+    out = shutil.copytree(trained.models["learned"], tmp_path / "model")
+    monkeypatch.setattr(export, "_write_export", _fake_write_export)
+    assert export.export_run(trained.runs["learned"], out, overwrite=True) == out
+    assert sorted(path.name for path in out.iterdir()) == sorted([export.LABELS_FILE, MARKER_FILE])
+    assert [path.name for path in tmp_path.iterdir()] == ["model"]  # the old export went with the staging
+
+
+def test_files_that_arrive_during_the_export_stop_the_replacement(trained, tmp_path, monkeypatch):
+    out = shutil.copytree(trained.models["learned"], tmp_path / "model")
+
+    def export_while_a_user_saves_a_file(*args):
+        (out / "late.txt").write_text("mine")
+        return _fake_write_export(*args)
+
+    monkeypatch.setattr(export, "_write_export", export_while_a_user_saves_a_file)
+    before = _entries(out)
+    with pytest.raises(export.ExportError, match="late.txt"):
+        export.export_run(trained.runs["learned"], out, overwrite=True)
+    assert _entries(out) == {**before, "late.txt": b"mine"}
+    assert [path.name for path in tmp_path.iterdir()] == ["model"]
+
+
+def test_bad_numbers_and_unwritable_out_stop_before_the_export(trained, tmp_path, capsys):
+    run = str(trained.runs["learned"])
+    assert export.main(["--run", run, "--out", str(tmp_path / "model"), "--top-k", "0"]) == 2
+    assert "--top-k must be >= 1, got 0" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine")  # a folder under a file cannot be made, even by root
+    assert export.main(["--run", run, "--out", str(blocker / "model")]) == 2
+    assert f"cannot write --out {blocker / 'model'}" in capsys.readouterr().err
+    assert _entries(tmp_path) == {"a_file": b"mine"}
+    with pytest.raises(SystemExit) as exited:
+        export.main(["--run", run, "--out", str(tmp_path / "model"), "--over"])  # no abbreviations
+    assert exited.value.code == 2 and "unrecognized arguments: --over" in capsys.readouterr().err

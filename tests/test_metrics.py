@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from genre_fusion.metrics import evaluate_predictions, format_metrics_table
+from genre_fusion.metrics import evaluate_predictions, format_metrics_table, selection_scores
 
 GENRES = ("a", "b", "c", "d")
 
@@ -169,6 +169,38 @@ def test_multi_label_without_any_positive_is_null_not_nan():
         assert metrics[key] is None
     json.dumps(metrics, allow_nan=False)
     assert "-" in format_metrics_table(metrics)
+
+
+def test_selection_scores_are_the_evaluation_headline():
+    single = selection_scores(one_hot(SINGLE_TRUE), np.array(SINGLE_PROBABILITIES), "single")
+    assert single == pytest.approx({"accuracy": 6 / 9, "macro_f1": 77 / 120})
+    multi = selection_scores(np.array(MULTI_TARGETS), np.array(MULTI_PROBABILITIES), "multi")
+    # z has no positive song: left out of both macro averages, as evaluation does.
+    assert multi == pytest.approx({"macro_f1": (1 / 2 + 1) / 2, "mean_average_precision": (5 / 6 + 1) / 2})
+    lower = selection_scores(np.array(MULTI_TARGETS), np.array(MULTI_PROBABILITIES), "multi", threshold=0.35)
+    # x is then predicted for songs 1-3: P 2/3, R 1, F1 4/5; the ranking (mAP) is unchanged.
+    assert lower == pytest.approx({"macro_f1": (4 / 5 + 1) / 2, "mean_average_precision": (5 / 6 + 1) / 2})
+
+
+def test_selection_scores_without_any_positive_are_none():
+    assert selection_scores(np.zeros((3, 3), dtype=int), np.full((3, 3), 0.2), "multi") == {
+        "macro_f1": None,
+        "mean_average_precision": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("targets", "probabilities", "label_mode", "message"),
+    [
+        (one_hot([0, 1]), np.zeros((3, 4)), "single", "same shape"),
+        (np.ones((2, 1)), np.zeros((2, 1)), "multi", "at least 2 genres"),
+        (np.array([[1, 1, 0, 0], [0, 1, 0, 0]]), np.zeros((2, 4)), "single", "one-hot"),
+        (one_hot([0, 1]), np.zeros((2, 4)), "ranking", "label_mode"),
+    ],
+)
+def test_selection_scores_reject_what_evaluation_rejects(targets, probabilities, label_mode, message):
+    with pytest.raises(ValueError, match=message):
+        selection_scores(targets, probabilities, label_mode)
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,8 @@ def test_corrupt_and_missing_files_get_errors_and_the_others_are_classified(mode
     missing_lyrics = tmp_path / "no_such_lyrics.txt"
     code, out, err = _run(
         capsys, "--model", models["learned"], songs["corrupt"], songs["mp3"], songs["missing"], songs["wav"],
-        "--lyrics", songs["mp3_lyrics"], songs["mp3_lyrics"], songs["mp3_lyrics"], missing_lyrics, "--json",
+        "--lyrics", songs["mp3_lyrics"], "--lyrics", songs["mp3_lyrics"], "--lyrics", songs["mp3_lyrics"],
+        "--lyrics", missing_lyrics, "--json",
     )  # fmt: skip
     assert code == 0
     lines = _json_lines(out)
@@ -224,9 +225,10 @@ def test_usage_errors(models, songs, capsys, tmp_path):
         songs["mp3"],
         "--lyrics",
         songs["mp3_lyrics"],
+        "--lyrics",
         songs["wav_lyrics"],
     )
-    assert code == 2 and "2 lyrics files for 1 audio files" in err
+    assert code == 2 and "2 --lyrics files for 1 audio files" in err
     bad_manifest = tmp_path / "bad.csv"
     bad_manifest.write_text("id;audio;lyrics\na;song.mp3;\n")
     code, _, err = _run(capsys, "--model", models["learned"], "--manifest", bad_manifest)
@@ -234,3 +236,110 @@ def test_usage_errors(models, songs, capsys, tmp_path):
     with pytest.raises(SystemExit) as exited:
         main(["--model", str(models["learned"])])
     assert exited.value.code == 2 and "give audio files" in capsys.readouterr().err
+
+
+def test_lyrics_may_come_before_the_audio_and_pair_in_order(models, songs, capsys):
+    model = models["learned"]
+    code, out, err = _run(
+        capsys, "--model", model, "--lyrics", songs["wav_lyrics"], "--lyrics", songs["mp3_lyrics"],
+        songs["wav"], songs["mp3"], songs["flac"], "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = _json_lines(out)
+    pairs = ((songs["wav"], songs["wav_lyrics"]), (songs["mp3"], songs["mp3_lyrics"]), (songs["flac"], None))
+    assert [(line["audio"], line["lyrics"]) for line in lines] == [
+        (str(audio), lyrics and str(lyrics)) for audio, lyrics in pairs
+    ]
+    for line, (audio, lyrics) in zip(lines, pairs, strict=True):
+        expected = _expected_top(model, served(model, audio, lyrics), TOP_K)
+        assert [entry["genre"] for entry in line["genres"]] == [genre for genre, _ in expected]
+
+
+def test_several_files_after_one_lyrics_flag_are_refused_not_taken_for_audio(models, songs, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [str(arg) for arg in ("--model", models["learned"], songs["wav"], songs["mp3"], "--lyrics")]
+            + [str(songs["wav_lyrics"]), str(songs["mp3_lyrics"])]
+        )
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert f"unrecognized arguments: {songs['mp3_lyrics']}" in err and "--lyrics a.txt --lyrics b.txt" in err
+
+
+def _a_file(model: Path, folder: Path) -> Path:
+    (folder / "model.txt").write_text("not a model")
+    return folder / "model.txt"
+
+
+def _without(name: str):
+    def make(model: Path, folder: Path) -> Path:
+        copy = shutil.copytree(model, folder / "model")
+        (shutil.rmtree if (copy / name).is_dir() else Path.unlink)(copy / name)
+        return copy
+
+    return make
+
+
+def _with_an_extra_genre(model: Path, folder: Path) -> Path:
+    copy = shutil.copytree(model, folder / "model")
+    with open(copy / "labels.txt", "a", encoding="utf-8") as labels:
+        labels.write("polka\n")
+    return copy
+
+
+def _with_damaged_features(model: Path, folder: Path) -> Path:
+    copy = shutil.copytree(model, folder / "model")
+    (copy / "features.json").write_text('{"sample_rate": 22050, "colour": "blue"}')
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("make_model", "reason"),
+    [
+        (lambda model, folder: folder / "nowhere", "not found"),
+        (_a_file, "a file, not a folder"),
+        (_without("labels.txt"), "labels.txt is missing"),
+        (_without("features.json"), "features.json is missing"),
+        (_without("saved_model.pb"), "no saved_model.pb"),
+        (_with_an_extra_genre, "labels.txt has 5 genres, model 4"),
+        (_with_damaged_features, "unreadable"),
+    ],
+)
+def test_a_model_that_is_not_an_export_is_a_usage_error(models, songs, capsys, tmp_path, make_model, reason):
+    model = make_model(models["learned"], tmp_path)
+    code, out, err = _run(capsys, "--model", model, songs["mp3"])
+    assert code == 2 and out == ""
+    assert f"--model {model} is not an exported model ({reason}" in err and "genre_fusion.export" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,audio,lyrics\na,song.mp3,,rock,pop\n", "a row has more fields than the header"),
+        ("id,audio,lyrics\na,song.mp3,\nb,song.wav,,rock,pop\n", "Expected 3 fields in line 3, saw 5"),
+        ("id\taudio\tlyrics\na\tsong.mp3\t\n", "has no column id, audio"),
+        ("id,audio,lyrics\na,song.mp3,\nb,,wav.txt\n,song.wav,\n", "has an empty id or audio on line 3, 4"),
+    ],
+)
+def test_manifest_that_cannot_be_read_as_documented_is_a_usage_error(models, songs, capsys, content, message):
+    manifest = songs["mp3"].parent / "bad_manifest.csv"
+    manifest.write_text(content)
+    code, out, err = _run(capsys, "--model", models["learned"], "--manifest", manifest)
+    assert code == 2 and out == ""
+    assert f"manifest {manifest}" in err and message in err
+    if "fields" in message:  # a quoted field is the documented way to hold commas
+        assert "double quotes" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--top-k", "0"], "--top-k must be >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--top", "2"], "unrecognized arguments: --top 2"),  # no abbreviations
+    ],
+)
+def test_bad_options_exit_2_naming_the_option(models, songs, capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["--model", str(models["learned"]), str(songs["mp3"]), *argv])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
