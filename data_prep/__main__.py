@@ -12,31 +12,61 @@ from genre_fusion.features import FeatureConfig
 # TensorFlow (via the builder) is imported inside `build` only: `synth` starts without it.
 
 
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse names the option in its error)."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _whole_number(text, 0)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__, allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="write a demo collection in Music4All's layout")
+    synth = commands.add_parser(
+        "synth", help="write a demo collection in Music4All's layout", allow_abbrev=False
+    )
     synth.add_argument("--out", required=True, help="folder to write (Music4All layout)")
     synth.add_argument("--songs", type=int, default=240)
     synth.add_argument("--genres", type=int, default=6)
     synth.add_argument("--seconds", type=float, default=10.0)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=non_negative_int, default=0)
     synth.add_argument("--faults", action="store_true", help="add a documented handful of broken songs")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a demo collection of other settings (only the files synth wrote are removed)",
+    )
 
-    build = commands.add_parser("build", help="prepare feature shards from Music4All or a manifest")
+    build = commands.add_parser(
+        "build", help="prepare feature shards from Music4All or a manifest", allow_abbrev=False
+    )
     source = build.add_mutually_exclusive_group(required=True)
     source.add_argument("--music4all", help="Music4All folder (id_*.csv, audios/, lyrics/)")
     source.add_argument("--manifest", help="CSV with columns id,audio,lyrics,genres,artist")
     build.add_argument("--out", required=True, help="shards directory to write (or resume)")
     build.add_argument("--label-mode", choices=sorted(DEFAULT_TOP_GENRES), default="single")
-    build.add_argument("--top-genres", type=int, help="genres kept (default 10 single, 50 multi)")
+    build.add_argument("--top-genres", type=positive_int, help="genres kept (default 10 single, 50 multi)")
     build.add_argument(
         "--text-encoder",
         default="learned",
         help="learned (no embeddings stored), elmo, or a TF Hub handle / local module folder",
     )
     build.add_argument("--text-output-key", default="elmo", help="output of the hub module to store")
+    # Feature numbers are checked by FeatureConfig itself, which names the option.
     build.add_argument("--max-tokens", type=int, default=FeatureConfig.max_tokens)
     build.add_argument("--sample-rate", type=int, default=FeatureConfig.sample_rate)
     build.add_argument("--clip-seconds", type=float, default=FeatureConfig.clip_seconds)
@@ -44,16 +74,21 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--hop-length", type=int, default=FeatureConfig.hop_length)
     build.add_argument("--mel-bins", type=int, default=FeatureConfig.mel_bins)
     build.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions")
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=non_negative_int, default=0)
     build.add_argument("--languages", default="", help="comma-separated id_lang.csv codes to keep, e.g. en")
     build.add_argument("--require-lyrics", action="store_true", help="reject songs without lyrics")
-    build.add_argument("--limit", type=int, help="use only the first M songs (a quick trial)")
-    build.add_argument("--shard-size", type=int, default=256, help="songs per TFRecord shard")
+    build.add_argument("--limit", type=positive_int, help="use only the first M songs (a quick trial)")
+    build.add_argument("--shard-size", type=positive_int, default=256, help="songs per TFRecord shard")
     build.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help="decoding threads (default: cores)"
+        "--workers", type=positive_int, default=DEFAULT_WORKERS, help="decoding threads (default: cores)"
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _os_error(error: OSError) -> str:
+    """An OS error as one line naming the file."""
+    return f"{error.filename}: {error.strerror}" if error.filename else str(error)
 
 
 def _synth(args) -> int:
@@ -67,34 +102,43 @@ def _synth(args) -> int:
             seconds=args.seconds,
             seed=args.seed,
             faults=args.faults,
+            overwrite=args.overwrite,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"error: cannot write --out {args.out}: {_os_error(error)}", file=sys.stderr)
+        return 2
+    what = f"{summary.songs} songs of {len(summary.genres)} genres ({', '.join(summary.genres)})"
     broken = f", {len(summary.faults)} of them broken on purpose (faults.csv)" if summary.faults else ""
-    print(
-        f"wrote {summary.songs} songs of {len(summary.genres)} genres ({', '.join(summary.genres)}) "
-        f"to {summary.out_dir}{broken}"
-    )
+    if summary.already_there:
+        print(f"already there: {summary.out_dir} holds the demo collection of these settings, {what}{broken}")
+    else:
+        print(f"wrote {what} to {summary.out_dir}{broken}")
     return 0
 
 
 def _build(args) -> int:
+    try:
+        features = FeatureConfig(
+            sample_rate=args.sample_rate,
+            clip_seconds=args.clip_seconds,
+            n_fft=args.n_fft,
+            hop_length=args.hop_length,
+            mel_bins=args.mel_bins,
+            max_tokens=args.max_tokens,
+            text_encoder=args.text_encoder,
+            text_output_key=args.text_output_key,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from data_prep.builder import BuildConfig, BuildError, build_shards
     from data_prep.sources import SourceError
     from data_prep.split import SplitError, parse_fractions
     from genre_fusion.text_encoders import TextEncoderUnavailable
 
-    features = FeatureConfig(
-        sample_rate=args.sample_rate,
-        clip_seconds=args.clip_seconds,
-        n_fft=args.n_fft,
-        hop_length=args.hop_length,
-        mel_bins=args.mel_bins,
-        max_tokens=args.max_tokens,
-        text_encoder=args.text_encoder,
-        text_output_key=args.text_output_key,
-    )
     try:
         config = BuildConfig(
             out=args.out,
@@ -114,14 +158,29 @@ def _build(args) -> int:
     except (SourceError, BuildError, SplitError, TextEncoderUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"error: {_os_error(error)}", file=sys.stderr)
+        return 2
     meta = summary.meta
     sizes = ", ".join(f"{split} {count}" for split, count in meta.split_sizes.items())
     rejected = ", ".join(f"{reason} {count}" for reason, count in meta.rejected.items()) or "none"
-    kept = f" ({summary.resumed_shards} shards kept from an earlier run)" if summary.resumed_shards else ""
+    resumed = [f"{summary.resumed_shards} shards kept from an earlier run"] if summary.resumed_shards else []
+    if summary.rebuilt_shards:
+        why = ", ".join(f"{count} {reason}" for reason, count in summary.rebuilt_shards.items())
+        resumed.append(f"{sum(summary.rebuilt_shards.values())} rebuilt ({why})")
     print(
         f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; "
-        f"rejected: {rejected} (rejected.csv); {summary.seconds:.1f} s{kept}"
+        f"rejected: {rejected} (rejected.csv); {summary.seconds:.1f} s"
+        + (f" ({'; '.join(resumed)})" if resumed else "")
     )
+    if meta.lyrics_missing:
+        kept = sum(meta.split_sizes.values())
+        print(
+            f"warning: {meta.lyrics_missing} of {kept} kept songs have no lyrics file "
+            f"(missing lyrics: {meta.lyrics_missing}): check the lyrics paths; they are kept as songs "
+            "without lyrics (--require-lyrics rejects them)",
+            file=sys.stderr,
+        )
     return 0
 
 

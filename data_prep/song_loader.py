@@ -44,17 +44,17 @@ class Rejection:
 def load_song(
     task: SongTask, sample_rate: int, clip_seconds: float, require_lyrics: bool
 ) -> LoadedSong | Rejection:
-    """Decode and read one song; a per-song fault becomes a `Rejection` with a stable reason."""
+    """Decode and read one song; a per-song fault becomes a `Rejection` with a stable reason.
+
+    What a file's existence and size tell was checked when the build was planned; this finds
+    what only reading does: undecodable audio, and under `require_lyrics` lyrics of blanks only
+    (or a file gone since).
+    """
     try:
         clip = decode_audio(task.audio, sample_rate, clip_seconds)
         lyrics = None if task.lyrics is None else read_lyrics(task.lyrics)
     except (AudioDecodeError, LyricsError) as error:
         return Rejection(task.id, error.reason, str(error))
-    if require_lyrics:
-        if task.lyrics is None:
-            return Rejection(task.id, "no lyrics", "instrumental or no lyrics file listed")
-        if lyrics is None:
-            return Rejection(task.id, "missing lyrics", str(task.lyrics))
-        if not lyrics.strip():
-            return Rejection(task.id, "empty lyrics", str(task.lyrics))
+    if require_lyrics and not (lyrics or "").strip():
+        return Rejection(task.id, "missing lyrics" if lyrics is None else "empty lyrics", str(task.lyrics))
     return LoadedSong(task, clip.waveform, clip.seconds, lyrics or "")

@@ -4,6 +4,9 @@
 Music4All (``id_information``, ``id_genres``, ``id_lang``, ``id_metadata``, ``id_tags``), one
 MP3 clip per song in ``audios/`` and one lyrics file per song in ``lyrics/``; with ``faults=True``
 it adds one broken song per fault of ``FAULTS`` and lists them in ``faults.csv`` (id, fault).
+``synth.json`` records the settings. Synth writes only into a new or empty folder or one holding
+its own collection (the same settings again: nothing to do), and with ``overwrite`` deletes only
+what it recorded writing (``genre_fusion.owned_outputs``).
 
 Each genre draws its audio from an audio style and its lyrics from a lyric topic. Genres that
 share a style have identically distributed audio, genres that share a topic have identically
@@ -42,6 +45,7 @@ and the healthy songs are the same with or without ``faults``.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import string
@@ -54,6 +58,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
+
+from genre_fusion.owned_outputs import clear_outputs, foreign_entries, record_outputs
 
 GENRES = (
     "rock",
@@ -116,6 +122,9 @@ CSV_COLUMNS = {
     "id_tags.csv": ("id", "tags"),
 }
 FAULTS_CSV = "faults.csv"
+SETTINGS_FILE = "synth.json"  # the settings of the collection in a folder, and whether it is complete
+SONG_FOLDERS = ("audios", "lyrics")
+DEMO_KIND = "demo collection"  # the folder's kind in its record of outputs (`genre_fusion.owned_outputs`)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,7 @@ class SynthSummary:
     songs: int  # rows written to id_information.csv (faulty songs included)
     genres: tuple[str, ...]
     faults: dict[str, str]  # song id -> fault name, empty without faults
+    already_there: bool = False  # the folder held this very collection: nothing was written
 
 
 def audio_group(genre: int) -> int:
@@ -980,6 +990,16 @@ def _audio_bytes(audio: np.ndarray, sr: int, fault: str, rng: np.random.Generato
     return buffer.getvalue()[:TRUNCATED_BYTES] if fault == "truncated_audio" else buffer.getvalue()
 
 
+def _song_files(song: _Song) -> tuple[str, ...]:
+    """The files ``song`` has on disk, relative to the collection: a missing_* fault leaves its file
+    out, and the files of a duplicated id belong to the first song."""
+    if song.fault == "duplicate_id":
+        return ()
+    audio = () if song.fault == "missing_audio" else (f"audios/{song.id}.mp3",)
+    lyrics = () if song.fault == "missing_lyrics" else (f"lyrics/{song.id}.txt",)
+    return audio + lyrics
+
+
 def _write_song(song: _Song, out_dir: Path, k: int, seconds: float, sr: int) -> dict[str, object]:
     """Writes ``song``'s audio and lyrics files as its fault wants; returns its id_metadata row."""
     rng = np.random.default_rng(song.seed)
@@ -987,16 +1007,12 @@ def _write_song(song: _Song, out_dir: Path, k: int, seconds: float, sr: int) -> 
     clip_seconds = SHORT_SECONDS if song.fault == "short_audio" else seconds
     audio, tempo, key = _synth_audio(style, rng, clip_seconds, sr)
     lyrics = "" if song.lang == INSTRUMENTAL else _synth_lyrics(lyric_group(song.genre, k), song.lang, rng)
-    audio_path, lyrics_path = out_dir / "audios" / f"{song.id}.mp3", out_dir / "lyrics" / f"{song.id}.txt"
-    if song.fault == "missing_audio":
-        audio_path.unlink(missing_ok=True)  # a stale file of an earlier run must not hide the fault
-    elif song.fault != "duplicate_id":  # the files of a duplicated id belong to the first song
-        audio_path.write_bytes(_audio_bytes(audio, sr, song.fault, rng))
-    if song.fault == "missing_lyrics":
-        lyrics_path.unlink(missing_ok=True)
-    elif song.fault != "duplicate_id":
-        prefix = INVALID_UTF8 if song.fault == "invalid_utf8_lyrics" else b""
-        lyrics_path.write_bytes(prefix + lyrics.encode("utf-8"))
+    for path in _song_files(song):  # audio first: its bytes draw from rng before the metadata does
+        if path.startswith("audios/"):
+            (out_dir / path).write_bytes(_audio_bytes(audio, sr, song.fault, rng))
+        else:
+            prefix = INVALID_UTF8 if song.fault == "invalid_utf8_lyrics" else b""
+            (out_dir / path).write_bytes(prefix + lyrics.encode("utf-8"))
 
     def feature(mean: float) -> float:
         return round(float(np.clip(rng.normal(mean, FEATURE_STD), 0, 1)), 3)
@@ -1020,6 +1036,51 @@ def _write_csv(path: Path, rows: list[dict[str, object]], columns: tuple[str, ..
     pd.DataFrame(rows, columns=list(columns)).to_csv(path, sep="\t", index=False)
 
 
+def _write_settings(out_dir: Path, settings: dict, complete: bool) -> None:
+    record = {"settings": settings, "complete": complete}
+    (out_dir / SETTINGS_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def _claim_folder(out_dir: Path, settings: dict, files: list[str], overwrite: bool) -> bool:
+    """Check ``out_dir`` before anything is written or deleted there; True when it already holds the
+    complete collection of ``settings`` (every one of its ``files`` included).
+
+    Raises ValueError for a file, for a folder holding anything synth's record of its outputs does
+    not list, and for a collection of other settings unless ``overwrite``, which then deletes the
+    recorded outputs (`genre_fusion.owned_outputs`: the rule every --overwrite follows).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file: expected a folder")
+    foreign = foreign_entries(out_dir, DEMO_KIND)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ValueError(
+            f"--out {out_dir} holds {listed}, which data_prep synth did not write: nothing was changed; "
+            "choose a new or empty folder"
+        )
+    try:
+        record = json.loads((out_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+        previous = dict(record["settings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        # An empty folder, or a synth that died before its settings were written: nothing to keep.
+        clear_outputs(out_dir, DEMO_KIND)
+        return False
+    if previous == settings:  # complete, or unfinished and written over in place
+        return bool(record.get("complete")) and all((out_dir / name).is_file() for name in files)
+    if not overwrite:
+        changes = "; ".join(
+            f"--{key.replace('_', '-')} {previous.get(key)} -> {value}"
+            for key, value in settings.items()
+            if previous.get(key) != value
+        )
+        raise ValueError(
+            f"--out {out_dir} holds a demo collection of other settings ({changes}): add --overwrite to "
+            "replace it (only what synth wrote there is deleted)"
+        )
+    clear_outputs(out_dir, DEMO_KIND)
+    return False
+
+
 def write_demo_collection(
     out_dir: Path,
     songs: int = 240,
@@ -1029,24 +1090,30 @@ def write_demo_collection(
     faults: bool = False,
     sample_rate: int = 22050,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> SynthSummary:
     """Writes a demo collection of ``songs`` songs of the first ``genres`` of GENRES into ``out_dir``.
 
     Clips are ``seconds`` long mono MP3s at ``sample_rate``. With ``faults`` one broken song per
     fault of FAULTS is added and listed in faults.csv. The same seed gives the same CSVs and lyrics
     byte for byte and the same audio samples; the healthy songs do not depend on ``faults``.
-    Raises ValueError for genres outside 2..12, songs < 2 * genres, seconds < 1 or a sample rate
-    MP3 cannot hold.
+    A folder that already holds the complete collection of these settings is left as it is
+    (``already_there``); one of other settings is replaced only with ``overwrite``.
+    Raises ValueError for genres outside 2..12, songs < 2 * genres, seconds < 1, a sample rate
+    MP3 cannot hold, a folder holding anything synth did not write, or a collection of other
+    settings without ``overwrite``.
     """
     if not MIN_GENRES <= genres <= MAX_GENRES:
         raise ValueError(
-            f"genres must be between {MIN_GENRES} and {MAX_GENRES} (there are "
+            f"--genres must be between {MIN_GENRES} and {MAX_GENRES} (there are "
             f"{MAX_GENRES} genre names: {', '.join(GENRES)}), got {genres}"
         )
     if songs < 2 * genres:
-        raise ValueError(f"songs must be at least 2 per genre, {2 * genres} for {genres} genres, got {songs}")
-    if seconds < MIN_SECONDS:
-        raise ValueError(f"seconds must be at least {MIN_SECONDS}, got {seconds}")
+        raise ValueError(
+            f"--songs must be at least 2 per genre, {2 * genres} for {genres} genres, got {songs}"
+        )
+    if not (math.isfinite(seconds) and seconds >= MIN_SECONDS):
+        raise ValueError(f"--seconds must be at least {MIN_SECONDS}, got {seconds}")
     if sample_rate not in MP3_RATES:
         raise ValueError(
             f"sample_rate must be one MP3 supports ({', '.join(map(str, MP3_RATES))}), got {sample_rate}"
@@ -1055,8 +1122,26 @@ def write_demo_collection(
     catalog = _Catalog(np.random.default_rng(seed), GENRES[:genres])
     healthy = _plan(catalog, songs)
     all_songs = healthy + (_plan_faults(catalog, healthy) if faults else [])
-    for folder in ("audios", "lyrics"):
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    broken = {s.id: s.fault for s in all_songs if s.fault}
+    summary = SynthSummary(out_dir=out_dir, songs=len(all_songs), genres=GENRES[:genres], faults=broken)
+    settings = {
+        "songs": songs,
+        "genres": genres,
+        "seconds": seconds,
+        "seed": seed,
+        "faults": faults,
+        "sample_rate": sample_rate,
+    }
+    tables = [*CSV_COLUMNS, *([FAULTS_CSV] if faults else [])]
+    files = [*tables, *(name for song in all_songs for name in _song_files(song))]
+    if _claim_folder(out_dir, settings, files, overwrite):
+        return replace(summary, already_there=True)
+
+    # Recorded first, so that what an interrupted run leaves is still known to be synth's.
+    record_outputs(out_dir, DEMO_KIND, [*tables, *SONG_FOLDERS, SETTINGS_FILE])
+    for folder in SONG_FOLDERS:
+        (out_dir / folder).mkdir(exist_ok=True)
+    _write_settings(out_dir, settings, complete=False)
 
     write = partial(_write_song, out_dir=out_dir, k=genres, seconds=seconds, sr=sample_rate)
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -1083,7 +1168,7 @@ def write_demo_collection(
     }
     for name, rows in table.items():
         _write_csv(out_dir / name, [rows[i] for i in order], CSV_COLUMNS[name])
-    broken = {s.id: s.fault for s in all_songs if s.fault}
     if faults:
         _write_csv(out_dir / FAULTS_CSV, [{"id": i, "fault": f} for i, f in broken.items()], ("id", "fault"))
-    return SynthSummary(out_dir=out_dir, songs=len(all_songs), genres=GENRES[:genres], faults=broken)
+    _write_settings(out_dir, settings, complete=True)
+    return summary

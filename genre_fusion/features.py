@@ -6,6 +6,7 @@ One `FeatureConfig` travels from `data_prep build` into `meta.json`, from there 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 DEFAULT_SAMPLE_RATE = 22_050
@@ -15,6 +16,7 @@ DEFAULT_HOP_LENGTH = 512
 DEFAULT_MEL_BINS = 128
 DEFAULT_MAX_TOKENS = 200
 LEARNED_TEXT_ENCODER = "learned"
+POSITIVE_FIELDS = ("sample_rate", "clip_seconds", "n_fft", "hop_length", "mel_bins", "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,23 @@ class FeatureConfig:
     text_encoder: str = LEARNED_TEXT_ENCODER
     text_output_key: str = "elmo"
     embedding_width: int = 0
+
+    def __post_init__(self):
+        """Raises ValueError for a value no stage can use, naming it as its option (`--clip-seconds`)."""
+        for name in POSITIVE_FIELDS:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(
+                f"--hop-length {self.hop_length} is larger than --n-fft {self.n_fft}: "
+                "the frames would skip samples; use a hop of at most the FFT size"
+            )
+        if self.mel_bins > self.n_fft // 2 + 1:
+            raise ValueError(
+                f"--mel-bins {self.mel_bins} is more than the {self.n_fft // 2 + 1} frequency bins of "
+                f"--n-fft {self.n_fft}: use fewer mel bins or a larger FFT"
+            )
 
     @property
     def clip_samples(self) -> int:

@@ -34,6 +34,7 @@ class ShardsMeta:
     shard_counts: dict[str, int] = field(default_factory=dict)
     genre_counts: dict[str, list[int]] = field(default_factory=dict)  # songs per genre, per split
     rejected: dict[str, int] = field(default_factory=dict)
+    lyrics_missing: int = 0  # kept songs whose listed lyrics file does not exist (instrumental ones excluded)
     source: str = ""
     seed: int = 0
     format_version: int = FORMAT_VERSION

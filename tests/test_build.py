@@ -1,5 +1,6 @@
 """`data_prep build` end to end on tiny generated collections."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from data_prep.__main__ import main
-from data_prep.builder import BuildConfig, BuildError, build_shards
+from data_prep.builder import BuildConfig, BuildError, build_shards, plan_build, read_source
+from data_prep.synth import write_demo_collection
 from genre_fusion.audio import decode_audio
 from genre_fusion.features import FeatureConfig
 from genre_fusion.log_mel import LogMelSpectrogram
@@ -201,3 +203,89 @@ def test_cli_names_a_manifest_that_does_not_exist(tmp_path: Path, capsys):
 def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path):
     build(manifest_collection, tmp_path / "shards", limit=20)
     assert sum(read_meta(tmp_path / "shards").split_sizes.values()) == 20
+
+
+def test_lyrics_rejections_come_before_the_vocabulary_and_the_split(
+    manifest_collection: Path, tmp_path: Path
+):
+    root = manifest_collection.parent
+    rows = manifest_collection.read_text().splitlines()
+    jazz = [row.split(",")[0] for row in rows if '"jazz,' in row]
+    (root / "text" / f"{jazz[0]}.txt").unlink()
+    (root / "text" / f"{jazz[1]}.txt").write_bytes(b"")
+    for song in jazz[2:]:  # their manifest rows name no lyrics file
+        rows = [row.replace(f",text/{song}.txt,", ",,") for row in rows]
+    manifest_collection.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "shards"
+    build(manifest_collection, out, require_lyrics=True)
+
+    meta = read_meta(out)
+    assert meta.genres == ("pop", "rock")  # jazz had no song left to label
+    assert all(count > 0 for count in meta.genre_counts["train"])
+    rejected = pd.read_csv(out / "rejected.csv").set_index("id")["reason"]
+    assert rejected[jazz[0]] == "missing lyrics" and rejected[jazz[1]] == "empty lyrics"
+    assert set(rejected[jazz[2:]]) == {"no lyrics"}
+
+
+def test_every_listed_song_is_kept_or_rejected(tmp_path: Path):
+    collection = tmp_path / "music4all"
+    write_demo_collection(collection, songs=40, genres=2, seconds=1.0, faults=True, progress=False)
+    with open(collection / "id_information.csv", "a", encoding="utf-8") as information:
+        information.write("\tAn Artist\tA Song\tAn Album\n")  # a row with an empty id
+    out = tmp_path / "shards"
+    arguments = ["build", "--music4all", str(collection), "--out", str(out), "--clip-seconds", "1"]
+    assert main([*arguments, "--quiet"]) == 0
+
+    listed = pd.read_csv(collection / "id_information.csv", sep="\t", keep_default_na=False, quoting=3)
+    kept = pd.read_csv(out / "splits.csv", keep_default_na=False)
+    rejected = pd.read_csv(out / "rejected.csv", keep_default_na=False)
+    assert len(kept) + len(rejected) == len(listed)
+    assert set(kept["id"]) | set(rejected["id"]) == set(listed["id"])
+    assert "empty id" in set(rejected["reason"])
+
+
+def test_a_build_that_keeps_no_song_fails_and_lists_every_song(
+    manifest_collection: Path, tmp_path: Path, capsys
+):
+    moved = tmp_path / "elsewhere" / "manifest.csv"  # away from the files its relative paths name
+    moved.parent.mkdir()
+    moved.write_text(manifest_collection.read_text())
+    out = tmp_path / "shards"
+    arguments = ["build", "--out", str(out), "--clip-seconds", "2", "--quiet"]
+    assert main([*arguments, "--manifest", str(moved)]) == 2
+    error = capsys.readouterr().err
+    assert "missing audio 36" in error and str(out / "rejected.csv") in error
+    assert len(pd.read_csv(out / "rejected.csv")) == 36
+    assert not (out / "meta.json").exists()
+
+    assert main([*arguments, "--manifest", str(manifest_collection)]) == 0  # the corrected rerun
+    assert sum(read_meta(out).split_sizes.values()) == 36
+
+
+def test_a_build_that_leaves_val_without_songs_fails(manifest_collection: Path, tmp_path: Path, capsys):
+    config = BuildConfig(out=str(tmp_path / "shards"), manifest=str(manifest_collection), features=FEATURES)
+    plan = plan_build(config, read_source(config))
+    val = [task for shard in plan.shards if shard.split == "val" for task in shard.tasks]
+    for task in val:
+        task.audio.write_bytes(b"not audio at all " * 100)  # found only by decoding
+    arguments = ["build", "--manifest", str(manifest_collection), "--out", config.out, "--quiet"]
+    assert main([*arguments, "--clip-seconds", "2", "--mel-bins", "32"]) == 2
+    error = capsys.readouterr().err
+    assert "leaves val without songs" in error and f"undecodable audio {len(val)}" in error
+    assert set(pd.read_csv(Path(config.out) / "rejected.csv")["id"]) == {task.id for task in val}
+    assert not (Path(config.out) / "meta.json").exists()
+
+
+def test_missing_lyrics_files_are_counted_and_warned_about(manifest_collection: Path, tmp_path: Path, capsys):
+    for lyrics in (manifest_collection.parent / "text").iterdir():
+        lyrics.unlink()
+    out = tmp_path / "shards"
+    arguments = ["build", "--manifest", str(manifest_collection), "--out", str(out), "--clip-seconds", "2"]
+    assert main([*arguments, "--quiet"]) == 0
+    assert "warning: 36 of 36 kept songs have no lyrics file (missing lyrics: 36)" in capsys.readouterr().err
+    assert read_meta(out).lyrics_missing == 36
+
+    values = json.loads((out / "meta.json").read_text())
+    del values["lyrics_missing"]  # meta.json of an earlier version
+    (out / "meta.json").write_text(json.dumps(values))
+    assert read_meta(out).lyrics_missing == 0

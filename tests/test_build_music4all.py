@@ -137,3 +137,17 @@ def test_hub_embeddings_are_computed_once_per_song_and_cached_in_the_shards(
     for song in songs.values():
         if not song["words"]:
             assert song["tokens"] == 0 and not song["embeddings"].any()
+
+
+def test_the_demo_runs_twice_in_a_row(tmp_path: Path, capsys):
+    collection, shards = tmp_path / "music4all", tmp_path / "shards"
+    synth = ["synth", "--out", str(collection), "--songs", "40", "--genres", "2", "--seconds", "1"]
+    synth.append("--faults")
+    build = ["build", "--music4all", str(collection), "--out", str(shards), "--clip-seconds", "1", "--quiet"]
+    assert main(synth) == 0 and main(build) == 0
+    first = (shards / "splits.csv").read_bytes()
+    capsys.readouterr()
+    assert main(synth) == 0 and main(build) == 0
+    again = capsys.readouterr().out
+    assert "already there" in again and "3 shards kept from an earlier run)" in again
+    assert (shards / "splits.csv").read_bytes() == first

@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from data_prep.__main__ import main
 from data_prep.synth import (
     CSV_COLUMNS,
     FAULTS,
@@ -193,3 +194,50 @@ def test_audio_and_lyrics_confuse_different_pairs_and_fusion_separates_all(tmp_p
             assert score <= CHANCE_AT_MOST if confused else score >= SEPARABLE_AT_LEAST, (a, b, score)
     assert accuracy(audio, y) <= CHANCE_AT_MOST and accuracy(lyrics, y) <= CHANCE_AT_MOST
     assert accuracy(np.hstack([audio, lyrics]), y) >= SEPARABLE_AT_LEAST
+
+
+TINY = ["--songs", "8", "--genres", "2", "--seconds", "1"]
+
+
+def written(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` and its modification time."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_same_settings_again_leave_the_collection_as_it_is(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["synth", "--out", str(out), *TINY, "--faults"]) == 0
+    before = written(out)
+    assert main(["synth", "--out", str(out), *TINY, "--faults"]) == 0
+    assert "already there" in capsys.readouterr().out
+    assert written(out) == before
+
+
+def test_other_settings_replace_only_with_overwrite_and_only_synths_files(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["synth", "--out", str(out), *TINY]) == 0
+    before = written(out)
+    assert main(["synth", "--out", str(out), *TINY, "--seed", "1"]) == 2
+    assert "--seed 0 -> 1" in capsys.readouterr().err
+    assert written(out) == before
+
+    assert main(["synth", "--out", str(out), *TINY, "--seed", "1", "--overwrite"]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(["synth", "--out", str(fresh), *TINY, "--seed", "1"]) == 0
+    assert set(written(out)) == set(written(fresh))  # nothing of the seed-0 collection is left
+    assert (out / "id_information.csv").read_bytes() == (fresh / "id_information.csv").read_bytes()
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_folder_holding_anything_synth_did_not_write_is_refused(tmp_path, capsys, overwrite):
+    music4all = tmp_path / "music4all"  # a real collection: no synth record
+    (music4all / "audios").mkdir(parents=True)
+    (music4all / "id_information.csv").write_text("id\tartist\tsong\talbum_name\nx\ta\ts\tb\n")
+    demo = tmp_path / "demo"
+    assert main(["synth", "--out", str(demo), *TINY]) == 0
+    (demo / "mine.mp3").write_bytes(b"my own recording")
+    for out in (music4all, demo):
+        before = written(out)
+        assert main(["synth", "--out", str(out), *TINY, "--seed", "1", *overwrite]) == 2
+        assert "synth did not write" in capsys.readouterr().err
+        assert written(out) == before
