@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--n-fft", type=int, default=FeatureConfig.n_fft)
     build.add_argument("--hop-length", type=int, default=FeatureConfig.hop_length)
     build.add_argument("--mel-bins", type=int, default=FeatureConfig.mel_bins)
+    build.add_argument(
+        "--mel-fmin", type=float, default=FeatureConfig.mel_fmin, help="lowest mel filter edge, Hz"
+    )
+    build.add_argument("--mel-fmax", type=float, help="highest mel filter edge, Hz (default: rate / 2)")
+    build.add_argument(
+        "--top-db", type=float, default=FeatureConfig.top_db, help="dB range kept below each song's peak"
+    )
     build.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions")
     build.add_argument("--seed", type=non_negative_int, default=0)
     build.add_argument("--languages", default="", help="comma-separated id_lang.csv codes to keep, e.g. en")
@@ -127,6 +134,9 @@ def _build(args) -> int:
             n_fft=args.n_fft,
             hop_length=args.hop_length,
             mel_bins=args.mel_bins,
+            mel_fmin=args.mel_fmin,
+            mel_fmax=args.mel_fmax,
+            top_db=args.top_db,
             max_tokens=args.max_tokens,
             text_encoder=args.text_encoder,
             text_output_key=args.text_output_key,

@@ -15,8 +15,19 @@ DEFAULT_N_FFT = 2048
 DEFAULT_HOP_LENGTH = 512
 DEFAULT_MEL_BINS = 128
 DEFAULT_MAX_TOKENS = 200
+DEFAULT_MEL_FMIN = 20.0  # Hz; keras.layers.MelSpectrogram's default lower edge
+DEFAULT_TOP_DB = 80.0
 LEARNED_TEXT_ENCODER = "learned"
-POSITIVE_FIELDS = ("sample_rate", "clip_seconds", "n_fft", "hop_length", "mel_bins", "max_tokens")
+# What `genre_fusion.log_mel` (keras.layers.MelSpectrogram on TensorFlow) does whatever the settings:
+# recorded in meta.json so that a user can compute the same features elsewhere (e.g. with librosa).
+FIXED_LOG_MEL_DEFINITION = {
+    "window": "hann (periodic), window length = n_fft",
+    "centering": "centred frames: the waveform is padded by n_fft // 2 on both sides, mode reflect",
+    "magnitude": "power (|STFT|^2)",
+    "mel_scale": "HTK: mel = 1127 ln(1 + f / 700); triangular filters of peak 1, no area norm",
+    "decibels": "10 log10(max(power, 1e-10)), ref 1.0, clipped at top_db below each song's peak",
+}
+POSITIVE_FIELDS = ("sample_rate", "clip_seconds", "n_fft", "hop_length", "mel_bins", "top_db", "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,10 @@ class FeatureConfig:
     `text_encoder` is `learned` (the shards hold principal-word text only; the model learns its
     own embedding) or a TF Hub handle / local module path whose token vectors of width
     `embedding_width` (from output `text_output_key`) are stored in the shards.
+
+    The log-mel's mel filters span `mel_fmin` to `mel_fmax` Hz (None: the Nyquist frequency), and
+    each song's dB values are clipped at `top_db` below its own peak; `genre_fusion.log_mel`
+    documents the rest of its definition (window, centring, mel scale) in `log_mel_definition`.
     """
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
@@ -33,6 +48,9 @@ class FeatureConfig:
     n_fft: int = DEFAULT_N_FFT
     hop_length: int = DEFAULT_HOP_LENGTH
     mel_bins: int = DEFAULT_MEL_BINS
+    mel_fmin: float = DEFAULT_MEL_FMIN
+    mel_fmax: float | None = None
+    top_db: float = DEFAULT_TOP_DB
     max_tokens: int = DEFAULT_MAX_TOKENS
     text_encoder: str = LEARNED_TEXT_ENCODER
     text_output_key: str = "elmo"
@@ -49,11 +67,21 @@ class FeatureConfig:
                 f"--hop-length {self.hop_length} is larger than --n-fft {self.n_fft}: "
                 "the frames would skip samples; use a hop of at most the FFT size"
             )
+        if not 0 <= self.mel_fmin < self.mel_fmax_hz <= self.sample_rate / 2:
+            raise ValueError(
+                f"--mel-fmin {self.mel_fmin} and --mel-fmax {self.mel_fmax_hz} must satisfy "
+                f"0 <= fmin < fmax <= {self.sample_rate / 2:g} (half of --sample-rate {self.sample_rate})"
+            )
         if self.mel_bins > self.n_fft // 2 + 1:
             raise ValueError(
                 f"--mel-bins {self.mel_bins} is more than the {self.n_fft // 2 + 1} frequency bins of "
                 f"--n-fft {self.n_fft}: use fewer mel bins or a larger FFT"
             )
+
+    @property
+    def mel_fmax_hz(self) -> float:
+        """The upper edge of the mel filters in Hz."""
+        return float(self.sample_rate / 2 if self.mel_fmax is None else self.mel_fmax)
 
     @property
     def clip_samples(self) -> int:
@@ -63,6 +91,20 @@ class FeatureConfig:
     def frames(self) -> int:
         """Log-mel frames of one clip (centred STFT frames, as `LogMelSpectrogram` computes)."""
         return 1 + self.clip_samples // self.hop_length
+
+    def log_mel_definition(self) -> dict:
+        """Everything that decides the log-mel, in numbers and words (meta.json's ``log_mel``)."""
+        return {
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "mel_bins": self.mel_bins,
+            "fmin_hz": self.mel_fmin,
+            "fmax_hz": self.mel_fmax_hz,
+            "top_db": self.top_db,
+            "frames_per_clip": self.frames,
+            **FIXED_LOG_MEL_DEFINITION,
+        }
 
     @property
     def uses_embeddings(self) -> bool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from genre_fusion.features import FeatureConfig
+from genre_fusion.features import DEFAULT_MEL_FMIN, DEFAULT_TOP_DB, FeatureConfig
 
 MIN_POWER = 1e-10
-TOP_DB = 80.0
 
 
 @keras.saving.register_keras_serializable(package="genre_fusion")
@@ -26,7 +25,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         n_fft: int = 2048,
         hop_length: int = 512,
         mel_bins: int = 128,
-        top_db: float = TOP_DB,
+        top_db: float = DEFAULT_TOP_DB,
+        min_freq: float = DEFAULT_MEL_FMIN,
+        max_freq: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -35,12 +36,16 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.hop_length = hop_length
         self.mel_bins = mel_bins
         self.top_db = top_db
+        self.min_freq = min_freq
+        self.max_freq = max_freq
         self.mel_power = keras.layers.MelSpectrogram(
             fft_length=n_fft,
             sequence_stride=hop_length,
             sequence_length=n_fft,
             sampling_rate=sample_rate,
             num_mel_bins=mel_bins,
+            min_freq=min_freq,
+            max_freq=max_freq,
             power_to_db=False,
             dtype="float32",
         )
@@ -52,6 +57,9 @@ class LogMelSpectrogram(keras.layers.Layer):
             n_fft=features.n_fft,
             hop_length=features.hop_length,
             mel_bins=features.mel_bins,
+            top_db=features.top_db,
+            min_freq=features.mel_fmin,
+            max_freq=features.mel_fmax_hz,
             **kwargs,
         )
 
@@ -74,5 +82,8 @@ class LogMelSpectrogram(keras.layers.Layer):
             hop_length=self.hop_length,
             mel_bins=self.mel_bins,
             top_db=self.top_db,
+            min_freq=self.min_freq,
+            max_freq=self.max_freq,
         )
         return config
+

@@ -42,11 +42,14 @@ class ShardsMeta:
     def to_dict(self) -> dict:
         values = asdict(self)
         values["genres"] = list(self.genres)
+        # Derived from `features`, for people: how to compute the same log-mel elsewhere.
+        values["log_mel"] = self.features.log_mel_definition()
         return values
 
     @classmethod
     def from_dict(cls, values: dict) -> ShardsMeta:
         values = dict(values)
+        values.pop("log_mel", None)
         values["genres"] = tuple(values["genres"])
         values["features"] = FeatureConfig.from_dict(values["features"])
         return cls(**values)

@@ -1,8 +1,10 @@
 import keras
 import numpy as np
+import pytest
 
 from genre_fusion.features import FeatureConfig
 from genre_fusion.log_mel import LogMelSpectrogram
+from genre_fusion.shards import ShardsMeta
 from tests.conftest import SAMPLE_RATE, tone
 
 
@@ -35,3 +37,52 @@ def test_a_higher_pitch_peaks_in_a_higher_mel_bin():
     layer = LogMelSpectrogram(sample_rate=SAMPLE_RATE)
     low, high = keras.ops.convert_to_numpy(layer(np.stack([tone(1.0, 220.0), tone(1.0, 2200.0)])))
     assert low.mean(axis=1).argmax() < high.mean(axis=1).argmax()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"sample_rate": 16_000, "n_fft": 512, "hop_length": 256, "mel_bins": 96},
+        {"mel_fmin": 0.0, "mel_fmax": 7000.0, "top_db": 60.0},
+    ],
+)
+def test_log_mel_equals_librosa_with_the_settings_meta_json_records(settings):
+    """meta.json's `log_mel` definition is complete: librosa, given those values, computes the same
+    features (within 0.1 dB: the mel filters are built in the mel domain rather than in Hz)."""
+    librosa = pytest.importorskip("librosa")
+    features = FeatureConfig(clip_seconds=2.0, **settings)
+    definition = ShardsMeta(genres=("a",), label_mode="single", features=features).to_dict()["log_mel"]
+    rate = definition["sample_rate"]
+    rng = np.random.default_rng(0)
+    t = np.arange(features.clip_samples) / rate
+    waveform = (0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 2500 * t) * np.exp(-t))
+    waveform = (waveform + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+    ours = keras.ops.convert_to_numpy(LogMelSpectrogram.from_features(features)(waveform[None]))[0]
+    power = librosa.feature.melspectrogram(
+        y=waveform,
+        sr=rate,
+        n_fft=definition["n_fft"],
+        hop_length=definition["hop_length"],
+        n_mels=definition["mel_bins"],
+        fmin=definition["fmin_hz"],
+        fmax=definition["fmax_hz"],
+        htk=True,  # "mel_scale": HTK
+        norm=None,  # peak-1 triangles
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+    )
+    reference = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=definition["top_db"])
+
+    assert ours.shape == reference.shape == (features.mel_bins, definition["frames_per_clip"])
+    np.testing.assert_allclose(ours, reference, atol=0.1)
+
+
+def test_feature_settings_no_stage_can_use_name_their_option():
+    with pytest.raises(ValueError, match="--mel-fmin 9000.0 and --mel-fmax 8000.0"):
+        FeatureConfig(sample_rate=16_000, mel_fmin=9000.0)
+    with pytest.raises(ValueError, match="--top-db"):
+        FeatureConfig(top_db=0)
