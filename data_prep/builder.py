@@ -58,13 +58,15 @@ from genre_fusion.log_mel import LogMelSpectrogram
 from genre_fusion.principal_words import principal_words
 from genre_fusion.schema import FORMAT_VERSION, SongRecord, serialize_song
 from genre_fusion.shards import META_FILE, REJECTED_FILE, SPLITS_FILE, ShardsMeta, shard_name
+from genre_fusion.train_statistics import TrainStatistics
 
 PROGRESS_DIR = "_progress"
 PLAN_FILE = "plan.json"
 LOCK_FILE = "lock"
 NOTES_FILE = "decoder-notes.log"
 TOP_REASONS = 3
-NEEDED_SPLITS = ("train", "val")  # training fits on train and picks its best epoch on val
+TRAIN_SPLIT = "train"
+NEEDED_SPLITS = (TRAIN_SPLIT, "val")  # training fits on train and picks its best epoch on val
 BATCH_SIZE = 16
 # Songs decoded ahead of the writer: the submission queue must outlast a whole featurized batch,
 # or the decoders run dry while log-mels are computed (memory: about 2.6 MB a 30 s song).
@@ -409,14 +411,19 @@ def _write_shard(
     rejected_before: int,
 ) -> dict:
     written, labels, rejected, batch = [], [], [], []
+    # What the model adapts to is counted here, once, instead of at the start of every run.
+    statistics = TrainStatistics() if shard.split == TRAIN_SPLIT else None
     temporary = out / f"{shard.name}.tmp"
     with tf.io.TFRecordWriter(str(temporary)) as writer:
 
         def flush():
-            for record in featurize(batch):
+            records = featurize(batch)
+            for record in records:
                 writer.write(serialize_song(record))
                 written.append(record.id)
                 labels.append(list(record.labels))
+            if statistics is not None:
+                statistics.update([song.log_mel for song in records], [song.words for song in records])
             batch.clear()
 
         for _ in shard.tasks:
@@ -439,6 +446,7 @@ def _write_shard(
         "rejected": rejected,
         "fingerprint": shard.fingerprint,
         "size": (out / shard.name).stat().st_size,
+        "statistics": None if statistics is None else statistics.to_dict(),
     }
     _write_json_atomically(out / PROGRESS_DIR / f"{shard.name}.json", record)
     return record
@@ -465,6 +473,8 @@ def _kept_shards(out: Path, plan: BuildPlan) -> tuple[dict[str, dict], dict[str,
             rebuilt["shard file missing"] += 1
         elif file_state[0] != record.get("size"):
             rebuilt["shard file truncated or changed"] += 1
+        elif "statistics" not in record:
+            rebuilt["made before training statistics were recorded"] += 1
         else:
             kept[shard.name] = record
     return kept, dict(rebuilt)
@@ -645,6 +655,11 @@ def _finish(
     if empty:
         sizes = ", ".join(f"{name} {count}" for name, count in split_sizes.items())
         raise _useless_error(f"the build leaves {' and '.join(empty)} without songs ({sizes})", rejected, out)
+    statistics = TrainStatistics()
+    for record in records:
+        if record["split"] == TRAIN_SPLIT:
+            statistics.merge(TrainStatistics.from_dict(record["statistics"]))
+    statistics.write(out)
     kept = {song_id for record in records for song_id in record["ids"]}
     meta = ShardsMeta(
         genres=plan.genres,

@@ -1,5 +1,6 @@
 """`data_prep build` end to end on tiny generated collections."""
 
+import collections
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from genre_fusion.log_mel import LogMelSpectrogram
 from genre_fusion.principal_words import principal_words
 from genre_fusion.schema import parse_song
 from genre_fusion.shards import read_meta, shard_files
+from genre_fusion.train_statistics import read_statistics
 
 FEATURES = FeatureConfig(clip_seconds=2.0, mel_bins=32)
 
@@ -69,6 +71,24 @@ def test_shards_hold_every_song_once_with_the_features_of_the_shared_implementat
         assert song["words"].decode() == principal_words([lyrics], FEATURES.max_tokens)[0]
         assert meta.genres[song["labels"][0]] == row["genres"].split(",")[0]
         assert song["audio_seconds"] == pytest.approx(2.0, abs=0.06)
+
+
+def test_training_statistics_are_those_of_the_training_songs_alone(manifest_collection: Path, tmp_path: Path):
+    out = tmp_path / "shards"
+    config = BuildConfig(out=str(out), manifest=str(manifest_collection), features=FEATURES, shard_size=8)
+    plan = plan_build(config, read_source(config))
+    held_out = next(task for shard in plan.shards if shard.split != "train" for task in shard.tasks)
+    held_out.lyrics.write_text("a heldout word only\n")
+    build_shards(config, workers=2, progress=False)
+
+    train = read_split(out, "train")
+    log_mels = np.concatenate([song["log_mel"].astype(np.float64) for song in train], axis=1)
+    statistics = read_statistics(out)
+    np.testing.assert_allclose(statistics.mean, log_mels.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(statistics.variance, log_mels.var(axis=1), rtol=1e-4)
+    words = collections.Counter(word for song in train for word in song["words"].decode().split())
+    assert list(statistics.ranked_words) == sorted(words, key=lambda word: (-words[word], word))
+    assert "heldout" not in statistics.ranked_words
 
 
 def test_artists_never_cross_splits(manifest_collection: Path, tmp_path: Path):
