@@ -9,12 +9,19 @@ Every `ModelConfig` field has a flag (``--lstm-units 64``); ``--hparams`` reads 
 such fields (the tuner's best_hparams.json) and explicit flags override it. The run directory's
 layout is described in `genre_fusion.train_config`.
 
-Training: Adam with a per-epoch cosine decay of the learning rate, categorical cross-entropy
-(binary for multi-label shards), optional class weights from the training split's genre counts,
-early stopping and the best checkpoint by validation loss, TensorBoard and CSV logs. A run that is
-killed resumes from its last finished epoch when the same command runs again; a finished run is
-kept unless ``--overwrite``. Bad input (missing or incompatible shards, an empty split, a finished
-run, a run of other shards or settings) stops with a message and exit code 2.
+Training follows `genre_fusion.recipe`, as tuning does: Adam with a per-epoch cosine decay of the
+learning rate, categorical cross-entropy (binary for multi-label shards), optional class weights,
+early stopping and the best checkpoint by the recipe's monitor (validation loss; macro-F1 with
+class weights; mAP for multi-label shards; recorded in run.json), TensorBoard and CSV logs.
+
+A run that is killed resumes from its last finished epoch when the same command runs again, and
+ends with the history an uninterrupted run has: the data order and the random layers' seeds are
+functions of the seed and the epoch. A finished run is kept unless ``--overwrite``, which removes
+only what the project wrote into the folder (`genre_fusion.owned_outputs`) and refuses a folder
+that holds anything else. Bad input (a bad option value, missing or incompatible shards, an empty
+split, a finished run, a run of other shards or settings, a --run that cannot be written) stops
+with a message and exit code 2, before anything is changed; a loss that becomes NaN or infinite
+stops with exit code 1 and leaves the run unfinished.
 """
 
 from __future__ import annotations
@@ -28,43 +35,58 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from genre_fusion.dataset import make_dataset
-from genre_fusion.model import FUSIONS, ModelConfig, build_model
+from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
+from genre_fusion.model import FUSIONS, ModelConfig, SettingError, build_model, option_name
+from genre_fusion.owned_outputs import (
+    OutputsError,
+    clear_outputs,
+    foreign_entries,
+    owned_outputs,
+    record_outputs,
+)
+from genre_fusion.recipe import (
+    Monitor,
+    Progress,
+    TrainingDiverged,
+    class_weights,
+    op_determinism,
+    selection_monitor,
+    training_callbacks,
+)
 from genre_fusion.shards import ShardsError, ShardsMeta, read_meta
 from genre_fusion.train_config import (
     BACKUP_DIR,
     CONFIG_FILE,
     HISTORY_FILE,
+    LEGACY_RUN_ENTRIES,
     LOGS_DIR,
     MODEL_FILE,
-    RUN_ARTIFACTS,
     RUN_FILE,
+    TEMPORARY_SUFFIX,
+    TRAINING_OUTPUTS,
+    WORKERS_DIR,
     RunError,
     TrainConfig,
     read_run_summary,
 )
 
-MONITOR = "val_loss"
-# Keras' BackupAndRestore records there the epoch a restarted fit() begins with.
+RUN_KIND = "run"  # the kind of a run directory's record of its entries (`owned_outputs`)
+# The backup's commit record: the epoch a resumed fit() begins with and the weights file to load.
 BACKUP_METADATA_FILE = "training_metadata.json"
-# Folder of a multi-worker run where the non-chief workers keep their own logs and backups.
-WORKERS_DIR = "workers"
+BACKUP_WEIGHTS_PATTERN = "epoch-{:05d}.weights.h5"
+# The weights of a backup by Keras' BackupAndRestore (versions before `_RunBackup`), named by no record.
+KERAS_BACKUP_WEIGHTS = "latest.weights.h5"
 MIXED_POLICY = "mixed_float16"
 
 
 # ------------------------------------------------------------------------------------- command line
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,17 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig(data="", run="")
     parser.add_argument("--epochs", type=int, help=f"most epochs (default {defaults.epochs})")
     parser.add_argument("--batch-size", type=int, help=f"global batch size (default {defaults.batch_size})")
-    parser.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
+    parser.add_argument("--seed", type=int, help=f"random seed, 0 to 2**32 - 1 (default {defaults.seed})")
     parser.add_argument(
         "--patience",
         type=int,
-        help=f"epochs without a better validation loss before stopping (default {defaults.patience})",
+        help=f"epochs without a better monitored value before stopping (default {defaults.patience})",
     )
     parser.add_argument(
         "--class-weights",
         action="store_true",
         default=None,
-        help="weight songs by the inverse frequency of their genre (single-label shards)",
+        help="weight songs by the inverse frequency of their genre (single-label shards); selects "
+        "epochs by validation macro-F1",
     )
     parser.add_argument(
         "--distribute",
@@ -110,7 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--hparams", type=Path, help="JSON object of model settings (tuning's best_hparams.json)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --run")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --run (only what training and evaluation wrote there)",
+    )
 
     model = parser.add_argument_group(
         "model (ModelConfig; default: the --hparams file, else the default shown)"
@@ -123,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
             )
         else:
             model.add_argument(
-                _flag(item.name),
+                option_name(item.name),
                 type=type(default),
                 choices=FUSIONS if item.name == "fusion" else None,
                 help=f"default {default}",
@@ -131,25 +158,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then the --hparams file, then explicit flags."""
-    model_values = {}
-    if args.hparams:
-        try:
-            model_values = json.loads(args.hparams.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read --hparams {args.hparams}: {error}") from error
-        if not isinstance(model_values, dict):
-            raise ValueError(f"--hparams {args.hparams} must hold a JSON object of model settings")
-    for item in fields(ModelConfig):
-        if getattr(args, item.name) is not None:
-            model_values[item.name] = getattr(args, item.name)
+def _read_hparams(path: Path) -> dict:
+    """The JSON object of model settings in `path`; ValueError naming --hparams and the problem."""
+    if path.is_dir():
+        raise ValueError(
+            f"--hparams {path} is a folder: expected a JSON file of model settings "
+            "(tuning's best_hparams.json)"
+        )
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"cannot read --hparams {path}: {error.strerror}") from None
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise ValueError(f"--hparams {path} is not a JSON file ({error})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--hparams {path} must hold a JSON object of model settings")
+    return values
+
+
+def _config(args: argparse.Namespace, meta: ShardsMeta) -> TrainConfig:
+    """Defaults, then the --hparams file, then explicit flags, for the shards of `meta`.
+
+    Raises ValueError naming the option (or the --hparams file) of a bad value."""
+    from_file = _read_hparams(args.hparams) if args.hparams else {}
+    flags = {
+        item.name: getattr(args, item.name)
+        for item in fields(ModelConfig)
+        if getattr(args, item.name) is not None
+    }
     training = {
         item.name: getattr(args, item.name)
         for item in fields(TrainConfig)
         if item.name not in ("data", "run", "model") and getattr(args, item.name, None) is not None
     }
-    return TrainConfig(data=args.data, run=args.run, model=ModelConfig.from_dict(model_values), **training)
+    try:
+        model = ModelConfig.from_dict({**from_file, **flags})
+        model.check_features(meta.features)
+        config = TrainConfig(data=args.data, run=args.run, model=model, **training)
+    except SettingError as error:
+        if error.setting in from_file and error.setting not in flags:
+            raise ValueError(f"--hparams {args.hparams}: {error}") from None
+        raise ValueError(error.for_option()) from None
+    except ValueError as error:  # unknown settings: only the file names settings
+        raise ValueError(f"--hparams {args.hparams}: {error}") from None
+    return config.with_shards(meta)
 
 
 # ------------------------------------------------------------------------------------ run directory
@@ -171,32 +223,60 @@ def _is_chief(resolver) -> bool:
     )
 
 
-def _prepare_run_dir(config: TrainConfig, meta: ShardsMeta, run_dir: Path, overwrite: bool) -> None:
-    """Refuse a finished run (unless `overwrite`), a run of other shards or settings, or a folder
-    that is not a run directory; with `overwrite`, remove the old run's files."""
-    if overwrite:
-        for name in RUN_ARTIFACTS:
-            path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    if read_run_summary(run_dir) is not None:
+def _check_writable(run_dir: Path) -> None:
+    """`RunError` unless `run_dir` is a folder this process may write into, or can be made one."""
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
         raise RunError(
-            f"{run_dir} holds a finished run ({RUN_FILE}): choose another --run, or pass --overwrite "
-            "to replace it"
+            f"--run {run_dir} cannot be made: {existing} is a file, not a folder; choose another --run"
         )
-    if (run_dir / CONFIG_FILE).is_file():
-        previous = TrainConfig.load(run_dir)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"--run {run_dir} cannot be written: {existing} is read-only; choose another --run")
+
+
+def _holds_run_config(run_dir: Path) -> bool:
+    """Whether `run_dir` has a config.json that loads as a `TrainConfig`."""
+    try:
+        TrainConfig.load(run_dir)
+    except RunError:
+        return False
+    return True
+
+
+def _prepare_run_dir(config: TrainConfig, meta: ShardsMeta, run_dir: Path, overwrite: bool) -> None:
+    """Check `run_dir` for the run of `config`, then record what training writes there.
+
+    Refuses, changing nothing (`RunError`, `OutputsError`): a place that cannot be written; a
+    folder that is not a run directory; a finished run, or an unfinished one of other shards or
+    settings, unless `overwrite`. With `overwrite`, after every check, removes what the project
+    wrote there and refuses a folder that holds anything else. A run directory made before the
+    record of its entries existed owns `LEGACY_RUN_ENTRIES` when its config.json is a run's."""
+    _check_writable(run_dir)
+    marker_kind, _ = owned_outputs(run_dir)
+    legacy = LEGACY_RUN_ENTRIES if _holds_run_config(run_dir) else ()
+    if overwrite:
+        clear_outputs(run_dir, RUN_KIND, legacy)
+    elif (run_dir / CONFIG_FILE).is_file():
+        previous = TrainConfig.load(run_dir)  # RunError for a config.json of something else
+        if read_run_summary(run_dir) is not None:
+            raise RunError(
+                f"{run_dir} holds a finished run ({RUN_FILE}): choose another --run, or pass --overwrite "
+                "to replace it"
+            )
         try:
             previous.check_shards(meta, config.data)
         except RunError as error:
             raise RunError(f"{error} (another --run, or --overwrite to replace this run)") from None
         _check_same_settings(previous, config, run_dir)
-    elif run_dir.is_dir() and any(path.name != WORKERS_DIR for path in run_dir.iterdir()):
+    elif foreign_entries(run_dir, RUN_KIND, legacy):
         raise RunError(
             f"{run_dir} exists and is not a run directory (no {CONFIG_FILE}): choose a new or empty --run"
         )
+    # Everything training may create, before it exists: a kill never leaves an unrecorded file.
+    adopted = [name for name in legacy if (run_dir / name).exists()] if marker_kind is None else []
+    record_outputs(run_dir, RUN_KIND, [*TRAINING_OUTPUTS, *adopted])
 
 
 def _check_same_settings(previous: TrainConfig, config: TrainConfig, run_dir: Path) -> None:
@@ -214,53 +294,98 @@ def _check_same_settings(previous: TrainConfig, config: TrainConfig, run_dir: Pa
         )
 
 
-@dataclass(frozen=True)
-class _Progress:
-    """Where an interrupted run stopped: the epoch its backup resumes with and the best
-    validation loss so far (None: nothing to resume)."""
-
-    start_epoch: int = 0
-    best_epoch: int = -1
-    best_loss: float | None = None
+# ------------------------------------------------------------------------------------ resuming
 
 
-def _resume_progress(output_dir: Path) -> _Progress:
-    """Read the backup's epoch and trim history.csv to the epochs the backup holds (a kill between
-    the CSV row and the backup leaves one row too many)."""
+def _read_backup(output_dir: Path) -> tuple[int, Path | None]:
+    """The epoch the backup resumes with and its weights file; (0, None) without a backup."""
     metadata = output_dir / BACKUP_DIR / BACKUP_METADATA_FILE
+    if not metadata.is_file():
+        return 0, None
     try:
-        start_epoch = json.loads(metadata.read_text())["epoch"] if metadata.is_file() else 0
-    except (json.JSONDecodeError, KeyError) as error:
+        record = json.loads(metadata.read_text(encoding="utf-8"))
+        epoch = record["epoch"]
+        weights = output_dir / BACKUP_DIR / record.get("weights", KERAS_BACKUP_WEIGHTS)
+        if not weights.is_file():
+            raise ValueError(f"{weights.name} is missing")
+    except (ValueError, KeyError, TypeError) as error:
         raise RunError(
             f"the backup of the interrupted run in {output_dir} is damaged ({metadata}: {error}): "
             "pass --overwrite to start the run over"
-        ) from error
-    history_path = output_dir / HISTORY_FILE
-    if not history_path.is_file():
-        return _Progress(start_epoch)
-    history = pd.read_csv(history_path)
-    history = history[history["epoch"] < start_epoch]
-    if history.empty:
-        history_path.unlink()
-        return _Progress(start_epoch)
-    history.to_csv(history_path, index=False)
-    best = history.loc[history[MONITOR].idxmin()]
-    return _Progress(start_epoch, int(best["epoch"]), float(best[MONITOR]))
+        ) from None
+    return epoch, weights
 
 
-class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping that carries on counting patience from an interrupted run's history."""
+class _RunBackup(keras.callbacks.Callback):
+    """Keeps the state of the last finished epoch in `folder`: the weights (optimizer included)
+    in a file of their own, committed by an atomic rename of the metadata naming it, so that a
+    kill at any moment leaves the previous epoch's backup or this one, whole. Last of the epoch's
+    callbacks: a kill before the commit reruns the epoch, whose history row and checkpoint are
+    then written again."""
 
-    def __init__(self, progress: _Progress, **kwargs):
-        super().__init__(**kwargs)
-        self.progress = progress
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.progress.best_loss is not None:
-            self.best = self.progress.best_loss
-            self.best_epoch = self.progress.best_epoch
-            self.wait = self.progress.start_epoch - 1 - self.progress.best_epoch
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        weights = BACKUP_WEIGHTS_PATTERN.format(epoch + 1)
+        self.model.save_weights(self.folder / weights, overwrite=True)
+        temporary = self.folder / (BACKUP_METADATA_FILE + TEMPORARY_SUFFIX)
+        temporary.write_text(json.dumps({"epoch": epoch + 1, "weights": weights}), encoding="utf-8")
+        temporary.replace(self.folder / BACKUP_METADATA_FILE)
+        for stale in self.folder.glob("*.weights.h5"):
+            if stale.name != weights:
+                stale.unlink()
+
+
+def _trim_history(path: Path, start_epoch: int) -> pd.DataFrame | None:
+    """Keep the rows of history.csv of the epochs before `start_epoch`, byte for byte (a kill after
+    an epoch's row, before its backup, leaves rows too many); returns them. Without any (the file
+    is missing, or empty as CSVLogger creates it), removes the file and returns None."""
+    if not path.is_file():
+        return None
+    header, *rows = path.read_bytes().splitlines(keepends=True) or [b""]
+    kept = [row for row in rows if _row_epoch(row) < start_epoch]
+    if not kept:
+        path.unlink()
+        return None
+    temporary = path.with_name(HISTORY_FILE + TEMPORARY_SUFFIX)
+    temporary.write_bytes(header + b"".join(kept))
+    temporary.replace(path)
+    return pd.read_csv(path)
+
+
+def _row_epoch(row: bytes) -> float:
+    """The epoch of a history row; infinity for a row cut short by a kill."""
+    epoch = row.split(b",", 1)[0]
+    return int(epoch) if epoch.isdigit() and row.endswith(b"\n") else math.inf
+
+
+def _resume_progress(output_dir: Path, monitor: Monitor) -> Progress:
+    """The epoch the backup resumes with, and the best epoch by `monitor` in history.csv, trimmed
+    to the epochs the backup holds."""
+    start_epoch, _ = _read_backup(output_dir)
+    history = _trim_history(output_dir / HISTORY_FILE, start_epoch)
+    if history is None:
+        return Progress(start_epoch)
+    if monitor.name not in history:
+        raise RunError(
+            f"{output_dir / HISTORY_FILE} has no {monitor.name}, which this version selects epochs by: "
+            "pass --overwrite to start the run over"
+        )
+    best = monitor.best_row(history[monitor.name])
+    if best is None:
+        return Progress(start_epoch)
+    return Progress(start_epoch, int(history.loc[best, "epoch"]), float(history.loc[best, monitor.name]))
+
+
+def _training_left(progress: Progress, config: TrainConfig) -> bool:
+    """Whether the run has epochs to train: not at its last epoch, not stopped early already."""
+    if progress.start_epoch >= config.epochs:
+        return False
+    waited = progress.start_epoch - 1 - progress.best_epoch
+    return progress.best_value is None or progress.start_epoch < 2 or waited < config.patience
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -295,62 +420,94 @@ def _build_for_string_inputs(model: keras.Model, strategy: tf.distribute.Strateg
     model._maybe_symbolic_build = lambda *args, **kwargs: None
 
 
-def class_weights(meta: ShardsMeta) -> dict[int, float]:
-    """Genre index -> weight, inversely proportional to the genre's training songs, 1 on average
-    over the songs. Single-label shards only (Keras weighs a song by one class)."""
-    if meta.label_mode != "single":
-        raise RunError(
-            "--class-weights works with single-label shards only (a multi-label song has several "
-            "genres): train without it, or build single-label shards"
-        )
-    counts = np.asarray(meta.genre_counts.get("train", []), dtype=float)
-    if counts.size != len(meta.genres):
-        raise RunError(
-            "meta.json has no per-genre song counts for --class-weights: rebuild the shards with "
-            "`python -m data_prep build`"
-        )
-    present = counts > 0
-    weights = np.ones_like(counts)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    return {index: float(weight) for index, weight in enumerate(weights)}
-
-
-def _cosine_schedule(learning_rate: float, epochs: int):
-    """Per-epoch cosine decay: a function of the epoch alone, so a resumed run continues it."""
-
-    def schedule(epoch: int, current: float) -> float:
-        return learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-
-    return schedule
-
-
 def train(config: TrainConfig, meta: ShardsMeta, overwrite: bool = False) -> dict:
     """Fit (or resume) the run of `config` on the shards of `meta`; returns run.json's content.
 
-    Raises `ShardsError` / `RunError` for bad input, before any training."""
+    Raises `ShardsError` / `RunError` / `OutputsError` for bad input, before anything is changed,
+    and `TrainingDiverged` when the loss becomes NaN or infinite (the run stays unfinished). TF op
+    determinism is as `config.deterministic` asks while it runs, and as it was afterwards."""
     strategy = _strategy(config)  # first: a multi-worker strategy must exist before other TF work
+    with op_determinism(config.deterministic):
+        return _train(config, meta, overwrite, strategy)
+
+
+def _train(config: TrainConfig, meta: ShardsMeta, overwrite: bool, strategy: tf.distribute.Strategy) -> dict:
     # Before any dataset: a shuffle's seed pairs with the global seed of the moment it is made.
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
     modalities = config.model.modalities
-    train_data = make_dataset(
-        config.data, "train", meta, modalities, config.batch_size, training=True, seed=config.seed
-    )
     val_data = make_dataset(config.data, "val", meta, modalities, config.batch_size, training=False)
     adapt_data = make_dataset(config.data, "train", meta, modalities, config.batch_size, training=False)
     weights = class_weights(meta) if config.class_weights else None
+    monitor = selection_monitor(meta.label_mode, config.class_weights)
+    run_dir = Path(config.run)
+    output_dir = _output_dir(run_dir, strategy)
+    if output_dir != run_dir:
+        record_outputs(run_dir, RUN_KIND, [WORKERS_DIR])
     # Last of the checks, as --overwrite removes the old run: bad shards must not cost it.
-    output_dir = _output_dir(Path(config.run), strategy)
     _prepare_run_dir(config, meta, output_dir, overwrite)
+    progress = _resume_progress(output_dir, monitor)
+    config.save(output_dir)
 
+    mixed = _use_mixed_precision(config)
+    started = time.perf_counter()
+    if _training_left(progress, config):  # else killed after its last backup, before run.json
+        _fit(config, meta, strategy, mixed, output_dir, progress, monitor, weights, val_data, adapt_data)
+    seconds = time.perf_counter() - started
+
+    history = pd.read_csv(output_dir / HISTORY_FILE)
+    best = monitor.best_row(history[monitor.name])
+    if best is None or not (output_dir / MODEL_FILE).is_file():
+        raise TrainingDiverged(f"{monitor.name} never became finite ({history[monitor.name].tolist()})")
+    best = history.loc[best]
+    summary = {
+        "finished": True,
+        "epochs": len(history),
+        "stopped_early": len(history) < config.epochs,
+        "monitor": monitor.name,
+        "best_epoch": int(best["epoch"]),
+        "best": {key: float(value) for key, value in best.items() if key != "epoch"},
+        "resumed_at_epoch": progress.start_epoch,
+        "seconds": round(seconds, 1),
+        "replicas": strategy.num_replicas_in_sync,
+        "precision": MIXED_POLICY if mixed else "float32",
+    }
+    temporary = output_dir / (RUN_FILE + TEMPORARY_SUFFIX)
+    temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(output_dir / RUN_FILE)
+    shutil.rmtree(output_dir / BACKUP_DIR, ignore_errors=True)
+    return summary
+
+
+def _fit(
+    config: TrainConfig,
+    meta: ShardsMeta,
+    strategy: tf.distribute.Strategy,
+    mixed: bool,
+    output_dir: Path,
+    progress: Progress,
+    monitor: Monitor,
+    weights: dict[int, float] | None,
+    val_data: tf.data.Dataset,
+    adapt_data: tf.data.Dataset,
+) -> None:
+    """Build the model (in float16 when `mixed`), restore the backup and train the epochs left."""
+    modalities = config.model.modalities
+    train_data = training_epochs(
+        config.data,
+        meta,
+        modalities,
+        config.batch_size,
+        seed=config.seed,
+        epochs=config.epochs,
+        start_epoch=progress.start_epoch,
+    )
+    fit_val_data = val_data
     if strategy.num_replicas_in_sync > 1 or "TF_CONFIG" in os.environ:
         # Every worker reads every file and keeps its share of the songs: works for any shard count.
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_data, val_data = train_data.with_options(options), val_data.with_options(options)
+        train_data, fit_val_data = train_data.with_options(options), val_data.with_options(options)
 
-    mixed = _use_mixed_precision(config)
     previous_policy = keras.mixed_precision.dtype_policy()
     if mixed:
         keras.mixed_precision.set_dtype_policy(MIXED_POLICY)
@@ -360,89 +517,84 @@ def train(config: TrainConfig, meta: ShardsMeta, overwrite: bool = False) -> dic
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     if strategy.num_replicas_in_sync > 1 and any(value.dtype == "string" for value in model.inputs):
-        _build_for_string_inputs(model, strategy, next(iter(train_data)))
-    config.save(output_dir)
+        _build_for_string_inputs(model, strategy, next(iter(adapt_data)))
+    _, backup_weights = _read_backup(output_dir)
+    if backup_weights is not None:
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)  # its state is in the backup too
+        model.load_weights(backup_weights)
 
-    progress = _resume_progress(output_dir)
     replicas = strategy.num_replicas_in_sync
     print(
         f"training {model.name} ({model.count_params():,} parameters) on {meta.split_sizes['train']} songs "
         f"of {len(meta.genres)} genres, {'mixed float16' if mixed else 'float32'}"
         + (f", {replicas} replica(s) ({type(strategy).__name__})" if config.distribute else "")
-        + f" -> {output_dir}"
+        + f", best epoch by {monitor.name} -> {output_dir}"
         + (f"; resuming at epoch {progress.start_epoch + 1}" if progress.start_epoch else "")
     )
     callbacks = [
-        # The CSV row of an epoch is written before its backup, so a kill between the two leaves
-        # an extra row, which `_resume_progress` trims, never a missing one.
-        keras.callbacks.CSVLogger(str(output_dir / HISTORY_FILE), append=True),
-        keras.callbacks.BackupAndRestore(
-            str(output_dir / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
+        # The validation data of the recipe's own scores is local: every worker scores every song.
+        *training_callbacks(
+            config.model,
+            meta,
+            val_data,
+            epochs=config.epochs,
+            patience=config.patience,
+            monitor=monitor,
+            progress=progress,
         ),
+        keras.callbacks.CSVLogger(str(output_dir / HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
             str(output_dir / MODEL_FILE),
-            monitor=MONITOR,
+            monitor=monitor.name,
+            mode=monitor.mode,
             save_best_only=True,
-            initial_value_threshold=progress.best_loss,
+            initial_value_threshold=progress.best_value,
         ),
-        _ResumableEarlyStopping(progress, monitor=MONITOR, patience=config.patience, verbose=1),
-        keras.callbacks.LearningRateScheduler(_cosine_schedule(config.model.learning_rate, config.epochs)),
         keras.callbacks.TensorBoard(str(output_dir / LOGS_DIR)),
+        _RunBackup(output_dir / BACKUP_DIR),
     ]
-    started = time.perf_counter()
     model.fit(
         train_data,
-        validation_data=val_data,
+        validation_data=fit_val_data,
         epochs=config.epochs,
+        initial_epoch=progress.start_epoch,
+        steps_per_epoch=steps_per_epoch(meta, "train", config.batch_size),
         callbacks=callbacks,
         class_weight=weights,
-        shuffle=False,  # the dataset shuffles itself, reproducibly from the seed
+        shuffle=False,  # the dataset shuffles itself, reproducibly from the seed and the epoch
         verbose="auto",
     )
-    seconds = time.perf_counter() - started
-
-    history = pd.read_csv(output_dir / HISTORY_FILE)
-    if not (output_dir / MODEL_FILE).is_file():
-        raise RuntimeError(
-            f"validation loss never became finite ({history[MONITOR].tolist()}): lower --learning-rate"
-        )
-    best = history.loc[history[MONITOR].idxmin()]
-    summary = {
-        "finished": True,
-        "epochs": len(history),
-        "stopped_early": len(history) < config.epochs,
-        "best_epoch": int(best["epoch"]),
-        "best": {key: float(value) for key, value in best.items() if key != "epoch"},
-        "resumed_at_epoch": progress.start_epoch,
-        "seconds": round(seconds, 1),
-        "replicas": replicas,
-        "precision": MIXED_POLICY if mixed else "float32",
-    }
-    temporary = output_dir / f"{RUN_FILE}.tmp"
-    temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(output_dir / RUN_FILE)
-    shutil.rmtree(output_dir / BACKUP_DIR, ignore_errors=True)
-    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if Path(args.data).is_file():
+            raise ShardsError(
+                f"--data {args.data} is a file: expected the shards folder of `python -m data_prep build`"
+            )
         meta = read_meta(args.data)
-        config = _config(args).with_shards(meta)
-        config.model.check_features(meta.features)
-    except (ShardsError, ValueError) as error:
+        config = _config(args, meta)
+    except ValueError as error:  # ShardsError is one
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         summary = train(config, meta, overwrite=args.overwrite)
-    except (ShardsError, RunError) as error:
+    except (ShardsError, RunError, OutputsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(
+            f"error: training diverged: {error}. The run is unfinished: start it over with a lower "
+            "--learning-rate and --overwrite",
+            file=sys.stderr,
+        )
+        return 1
     best = summary["best"]
     scores = ", ".join(f"{key} {value:.4f}" for key, value in best.items() if key.startswith("val_"))
     print(
-        f"best epoch {summary['best_epoch'] + 1} of {summary['epochs']}: {scores}; "
+        f"best epoch {summary['best_epoch'] + 1} of {summary['epochs']} by {summary['monitor']}: {scores}; "
         f"{args.run}/{MODEL_FILE} ({summary['seconds']:.0f} s)"
     )
     return 0

@@ -2,17 +2,24 @@
 
 A run directory holds:
 
-| path           | written by                   | content                                              |
-|----------------|------------------------------|------------------------------------------------------|
-| `config.json`  | start of training            | `TrainConfig`, with the shards' genres, label mode   |
-|                |                              | and `FeatureConfig`                                  |
-| `model.keras`  | `ModelCheckpoint`            | the model of the best epoch by validation loss       |
-| `history.csv`  | `CSVLogger`                  | one row per finished epoch (``epoch`` counts from 0) |
-| `logs/`        | `TensorBoard`                | training curves                                      |
-| `backup/`      | `BackupAndRestore`           | state of the last finished epoch, for resuming;      |
-|                |                              | removed when the run finishes                        |
-| `run.json`     | end of training              | ``{"finished": true, ...}`` and the best epoch's     |
-|                |                              | metrics; its presence marks a finished run           |
+| path                 | written by                   | content                                        |
+|----------------------|------------------------------|------------------------------------------------|
+| `.genre_fusion.json` | start of training            | the entries the project wrote here             |
+|                      |                              | (`genre_fusion.owned_outputs`, kind ``run``)   |
+| `config.json`        | start of training            | `TrainConfig`, with the shards' genres, label  |
+|                      |                              | mode and `FeatureConfig`                       |
+| `model.keras`        | `ModelCheckpoint`            | the model of the best epoch by the run's       |
+|                      |                              | monitor (`genre_fusion.recipe`)                |
+| `history.csv`        | `CSVLogger`                  | one row per finished epoch (``epoch`` counts   |
+|                      |                              | from 0)                                        |
+| `logs/`              | `TensorBoard`                | training curves                                |
+| `backup/`            | `BackupAndRestore`           | state of the last finished epoch, for          |
+|                      |                              | resuming; removed when the run finishes        |
+| `run.json`           | end of training              | ``{"finished": true, ...}``, the monitor and   |
+|                      |                              | the best epoch's metrics; its presence marks a |
+|                      |                              | finished run                                   |
+| `evaluation/`,       | `genre_fusion.evaluate`      | metrics and plots per split; training curves   |
+| `training_curves.png`|                              |                                                |
 
 `config.json` alone is enough to rebuild the model and to read the shards it was trained on:
 `TrainConfig.load(run_dir)`, then `check_shards(meta)` before using other shards.
@@ -25,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from genre_fusion.features import FeatureConfig
-from genre_fusion.model import ModelConfig
+from genre_fusion.model import ModelConfig, SettingError, check_flag, check_integer
 from genre_fusion.shards import LABEL_MODES, ShardsMeta
 
 CONFIG_FILE = "config.json"
@@ -35,6 +42,18 @@ LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
 RUN_FILE = "run.json"
 RUN_ARTIFACTS = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, LOGS_DIR, BACKUP_DIR, RUN_FILE)
+EVALUATION_DIR = "evaluation"
+TRAINING_CURVES_FILE = "training_curves.png"
+# Folder of a multi-worker run where the non-chief workers keep their own logs and backups.
+WORKERS_DIR = "workers"
+TEMPORARY_SUFFIX = ".tmp"  # a file written under this name, then renamed: a kill leaves it behind
+# What training writes, the files it renames into place included.
+RENAMED_INTO_PLACE = (CONFIG_FILE, HISTORY_FILE, RUN_FILE)
+TRAINING_OUTPUTS = (*RUN_ARTIFACTS, *(name + TEMPORARY_SUFFIX for name in RENAMED_INTO_PLACE))
+# What a run directory made before `owned_outputs` existed may hold: a run whose config.json loads
+# as a `TrainConfig` owns these.
+LEGACY_RUN_ENTRIES = (*TRAINING_OUTPUTS, WORKERS_DIR, EVALUATION_DIR, TRAINING_CURVES_FILE)
+SEED_LIMIT = 2**32 - 1  # NumPy's and TensorFlow's largest seed
 
 
 class RunError(ValueError):
@@ -62,12 +81,17 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self):
+        """Raises `SettingError` naming the field of a value of the wrong type or range."""
         self.genres = tuple(self.genres)
         for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_integer(name, getattr(self, name), 1)
+        check_integer("seed", self.seed, 0, SEED_LIMIT)
+        for name in ("class_weights", "distribute", "mixed_precision", "deterministic"):
+            check_flag(name, getattr(self, name))
         if self.label_mode not in LABEL_MODES:
-            raise ValueError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {self.label_mode!r}")
+            raise SettingError(
+                "label_mode", f"must be one of {', '.join(LABEL_MODES)}, got {self.label_mode!r}"
+            )
 
     def with_shards(self, meta: ShardsMeta) -> TrainConfig:
         """This config for the shards described by `meta`."""
@@ -115,20 +139,29 @@ class TrainConfig:
         """Write RUN_DIR/config.json (atomically); returns its path."""
         path = Path(run_dir) / CONFIG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".json.tmp")
+        temporary = path.with_name(CONFIG_FILE + TEMPORARY_SUFFIX)
         temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         temporary.replace(path)
         return path
 
     @classmethod
     def load(cls, run_dir: str | Path) -> TrainConfig:
-        """Read RUN_DIR/config.json; `RunError` when it is missing."""
+        """Read RUN_DIR/config.json; `RunError` when it is missing or is not a training run's."""
         path = Path(run_dir) / CONFIG_FILE
         if not path.is_file():
             raise RunError(
                 f"{path} is missing: {run_dir} is not a run directory of `python -m genre_fusion.train`"
             )
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(values, dict):
+                raise ValueError("not a JSON object")
+            return cls.from_dict(values)
+        except (ValueError, TypeError) as error:  # JSONDecodeError and SettingError are ValueErrors
+            raise RunError(
+                f"{path} is not the config.json of a `python -m genre_fusion.train` run ({error}): "
+                f"{run_dir} is not a run directory"
+            ) from None
 
 
 def read_run_summary(run_dir: str | Path) -> dict | None:

@@ -76,14 +76,18 @@ class TrainStatistics:
         """float64 [mel_bins]: population variance per mel bin (as Keras' Normalization adapts)."""
         return np.maximum(self.squares / self.frames - np.square(self.mean), 0.0)
 
+    def summary(self) -> ShardStatistics:
+        """What the model adapts to (float32 log-mel mean and variance, ranked words)."""
+        empty = np.zeros(0, np.float32)
+        return ShardStatistics(
+            empty if self.sums is None else self.mean.astype(np.float32),
+            empty if self.sums is None else self.variance.astype(np.float32),
+            tuple(word for word, _ in self.ranked_words()),
+        )
+
     def ranked_words(self) -> list[tuple[str, int]]:
         """(word, count), most frequent first, ties in code-point order: a stable vocabulary."""
         return sorted(self.words.items(), key=lambda item: (-item[1], item[0]))
-
-    def vocabulary(self, size: int) -> list[str]:
-        """The `size - RESERVED_TOKENS` most frequent words: a `TextVectorization(max_tokens=size)`
-        vocabulary (padding and the out-of-vocabulary token are added by the layer)."""
-        return [word for word, _ in self.ranked_words()[: max(size - RESERVED_TOKENS, 0)]]
 
     # ----------------------------------------------------------------------------- persistence
 
@@ -133,6 +137,8 @@ class ShardStatistics:
     ranked_words: Sequence[str]
 
     def vocabulary(self, size: int) -> list[str]:
+        """The `size - RESERVED_TOKENS` most frequent words: a `TextVectorization(max_tokens=size)`
+        vocabulary (the layer adds the padding and out-of-vocabulary tokens)."""
         return list(self.ranked_words[: max(size - RESERVED_TOKENS, 0)])
 
 

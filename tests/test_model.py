@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from genre_fusion.dataset import make_dataset
+from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
 from genre_fusion.fusion import CrossModalAttention, GatedMultimodalUnit, ModalityDropout, SequencePresence
-from genre_fusion.model import ModelConfig, build_model, input_names
+from genre_fusion.model import ModelConfig, SettingError, build_model, input_names
 from genre_fusion.shards import ShardsError, read_meta
 
 pytest_plugins = ["tests.training_fixtures"]
@@ -192,19 +192,31 @@ def test_cross_modal_attention_without_lyrics_is_finite_and_lyrics_half_zero():
 
 def test_model_config_rejects_bad_settings():
     assert ModelConfig.from_dict({"modalities": "audio", "fusion": "gated"}).modalities == ("audio",)
+    assert ModelConfig(modalities=" audio , lyrics").modalities == ("audio", "lyrics")
     assert ModelConfig.from_dict(ModelConfig(lstm_units=7).to_dict()) == ModelConfig(lstm_units=7)
+    assert ModelConfig(dropout=0, learning_rate=1).to_dict()["dropout"] == 0.0  # numbers as floats
     with pytest.raises(ValueError, match="unknown model settings"):
         ModelConfig.from_dict({"lstm_unit": 3})
-    with pytest.raises(ValueError, match="modalities"):
-        ModelConfig(modalities=("video",))
-    with pytest.raises(ValueError, match="fusion"):
-        ModelConfig(fusion="sum")
-    with pytest.raises(ValueError, match="multiple of 4"):
+    bad = {
+        "modalities": [("video",), ("audio", "audio"), "", 3],
+        "fusion": ["sum", 1],
+        "dense_units": [0, 16.0, "16", True],
+        "vocabulary_size": [2],
+        "embedding_dim": [0],
+        "dropout": [1.0, -0.1, "0.3", None],
+        "learning_rate": [0, -1e-3, float("inf"), float("nan"), "3e-3", False],
+    }
+    for setting, values in bad.items():
+        for value in values:
+            with pytest.raises(SettingError, match=f"^{setting} must ") as error:
+                ModelConfig(**{setting: value})
+            assert error.value.setting == setting
+    with pytest.raises(SettingError, match="multiple of 4"):
         ModelConfig(fusion="attention", dense_units=30)
 
 
 def test_too_many_conv_blocks_for_the_mel_bins(learned_shards, tiny_model):
-    with pytest.raises(ValueError, match="at most 5 conv blocks"):
+    with pytest.raises(SettingError, match="conv_blocks must be at most 5"):
         build_model(dataclasses.replace(tiny_model, conv_blocks=6), read_meta(learned_shards))
 
 
@@ -223,6 +235,26 @@ def test_dataset_yields_one_hot_targets_in_a_seeded_order(learned_shards):
     np.testing.assert_array_equal(targets(0, training=False), fixed)
     np.testing.assert_array_equal(targets(3, training=True), targets(3, training=True))
     assert not np.array_equal(targets(3, training=True), fixed)
+
+
+def test_training_order_is_a_function_of_seed_and_epoch(learned_shards):
+    meta = read_meta(learned_shards)
+    lyrics = ("lyrics",)
+
+    def words(dataset) -> list[bytes]:
+        return [bytes(text) for inputs, _ in dataset for text in inputs["words"].numpy()]
+
+    def epoch(number: int) -> list[bytes]:
+        dataset = make_dataset(learned_shards, "train", meta, lyrics, 5, training=True, seed=3, epoch=number)
+        return words(dataset)
+
+    orders = [epoch(number) for number in range(3)]
+    assert len({tuple(order) for order in orders}) == 3  # a new order each epoch
+    assert epoch(1) == orders[1]  # the same order for the same (seed, epoch), whatever ran before
+    # A run resumed at epoch 1 sees epochs 1 and 2 as the uninterrupted run does.
+    resumed = training_epochs(learned_shards, meta, lyrics, 5, seed=3, epochs=3, start_epoch=1)
+    assert words(resumed) == orders[1] + orders[2]
+    assert resumed.cardinality() == 2 * steps_per_epoch(meta, "train", 5)
 
 
 def test_dataset_multi_hot_targets(multi_label_shards):

@@ -1,5 +1,7 @@
 """`python -m genre_fusion.train` end to end on tiny shards: learning, the run directory, songs
-without lyrics, resume after kill -9, determinism, MirroredStrategy and every bad input."""
+without lyrics, resume after kill -9 and Ctrl-C to the uninterrupted history, determinism,
+MirroredStrategy, model selection, --overwrite removing only the project's files, divergence and
+every bad input."""
 
 from __future__ import annotations
 
@@ -19,13 +21,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_framework_config
 
 from data_prep.synth import GENRES as SYNTH_GENRES
 from data_prep.synth import audio_group
+from genre_fusion import train as train_module
 from genre_fusion.dataset import make_dataset
+from genre_fusion.evaluate import evaluate_run, predict_split
+from genre_fusion.metrics import evaluate_predictions
 from genre_fusion.model import ModelConfig
+from genre_fusion.owned_outputs import MARKER_FILE
+from genre_fusion.recipe import class_weights, op_determinism
 from genre_fusion.shards import META_FILE, read_meta
-from genre_fusion.train import class_weights, main
+from genre_fusion.train import main
 from genre_fusion.train_config import RunError, TrainConfig, read_run_summary
 
 pytest_plugins = ["tests.training_fixtures"]
@@ -33,7 +41,12 @@ pytest_plugins = ["tests.training_fixtures"]
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 SUBPROCESS_TIMEOUT_S = 300
-RUN_FILES = ["config.json", "history.csv", "logs", "model.keras", "run.json"]
+RUN_FILES = [MARKER_FILE, "config.json", "history.csv", "logs", "model.keras", "run.json"]
+# A run that must end with the same history however often it is interrupted: 4 epochs, the
+# random layers (dropout, modality dropout) on, class weights (so validation macro-F1 selects).
+RESUME_EPOCHS = 4
+RESUME_FLAGS = ["--epochs", str(RESUME_EPOCHS), "--patience", str(RESUME_EPOCHS), "--batch-size", "4"]
+RESUME_FLAGS += ["--seed", "5", "--class-weights"]
 
 
 def _args(shards, run, model: ModelConfig, *extra: str) -> list[str]:
@@ -92,13 +105,25 @@ def test_fused_model_learns_and_predicts_from_audio_alone(learned_shards, tiny_m
     assert (style(without.argmax(axis=1)) == style(genres)).mean() > 0.8  # chance: about 0.5
 
 
-def test_same_seed_gives_the_same_metrics(learned_shards, tiny_model, tmp_path):
-    histories = []
-    flags = ["--epochs", "2", "--seed", "5", "--class-weights"]
-    for name in ("first", "second"):
-        assert main(_args(learned_shards, tmp_path / name, tiny_model, *flags)) == 0
-        histories.append(pd.read_csv(tmp_path / name / "history.csv"))
-    pd.testing.assert_frame_equal(histories[0], histories[1], check_exact=True)
+@pytest.fixture(scope="module")
+def uninterrupted_run(learned_shards, tiny_model, tmp_path_factory) -> Path:
+    """A run of RESUME_FLAGS that went through: what every interrupted one must end as."""
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert main(_args(learned_shards, run, tiny_model, *RESUME_FLAGS)) == 0
+    return run
+
+
+def _assert_same_history(run: Path, reference: Path) -> None:
+    pd.testing.assert_frame_equal(
+        pd.read_csv(run / "history.csv"), pd.read_csv(reference / "history.csv"), check_exact=False, rtol=1e-6
+    )
+
+
+def test_same_seed_gives_the_same_metrics(learned_shards, tiny_model, uninterrupted_run, tmp_path):
+    with op_determinism(False):
+        assert main(_args(learned_shards, tmp_path / "run", tiny_model, *RESUME_FLAGS)) == 0
+        assert not tf_framework_config.is_op_determinism_enabled()  # on for the run only
+    _assert_same_history(tmp_path / "run", uninterrupted_run)
 
 
 def _readable_json(path: Path) -> bool:
@@ -109,11 +134,11 @@ def _readable_json(path: Path) -> bool:
     return True
 
 
-def test_killed_run_resumes_from_its_backup(learned_shards, tiny_model, tmp_path, capsys):
+def test_killed_run_resumes_to_the_uninterrupted_history(
+    learned_shards, tiny_model, uninterrupted_run, tmp_path, capsys
+):
     run = tmp_path / "run"
-    epochs = 10
-    flags = ["--epochs", str(epochs), "--patience", str(epochs), "--batch-size", "4"]
-    args = _args(learned_shards, run, tiny_model, *flags)
+    args = _args(learned_shards, run, tiny_model, *RESUME_FLAGS)
     backup_epoch = run / "backup" / "training_metadata.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "genre_fusion.train", *args],
@@ -132,15 +157,63 @@ def test_killed_run_resumes_from_its_backup(learned_shards, tiny_model, tmp_path
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert read_run_summary(run) is None
-    assert 1 <= json.loads(backup_epoch.read_text())["epoch"] < epochs
+    assert 1 <= json.loads(backup_epoch.read_text())["epoch"] < RESUME_EPOCHS
 
     assert main(args) == 0  # the same command again
     resumed_at = read_run_summary(run)["resumed_at_epoch"]
     assert resumed_at >= 1
     assert f"resuming at epoch {resumed_at + 1}" in capsys.readouterr().out
-    # One row per epoch: the rows before the kill, then the resumed epochs, no restart.
-    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == list(range(epochs))
+    # One row per epoch, each as the uninterrupted run has it: the data order, the dropout masks
+    # and the optimizer state of the resumed epochs are those it would have had.
+    _assert_same_history(run, uninterrupted_run)
     assert sorted(path.name for path in run.iterdir()) == RUN_FILES
+
+
+class _CtrlC(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt after batch `batch` of epoch `epoch`, as Ctrl-C would."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("epoch", [0, 2], ids=["first epoch", "third epoch"])
+def test_run_interrupted_in_an_epoch_resumes_to_the_uninterrupted_history(
+    learned_shards, tiny_model, uninterrupted_run, tmp_path, monkeypatch, epoch
+):
+    run = tmp_path / "run"
+    args = _args(learned_shards, run, tiny_model, *RESUME_FLAGS)
+    recipe = train_module.training_callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            train_module, "training_callbacks", lambda *a, **k: [*recipe(*a, **k), _CtrlC(epoch, batch=1)]
+        )
+        with pytest.raises(KeyboardInterrupt):
+            main(args)
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == (epoch + 1 if epoch else 0)  # in the first epoch: an empty file
+
+    assert main(args) == 0
+    assert read_run_summary(run)["resumed_at_epoch"] == epoch
+    _assert_same_history(run, uninterrupted_run)
+
+
+def test_class_weights_select_the_epoch_by_evaluations_macro_f1(uninterrupted_run):
+    summary = read_run_summary(uninterrupted_run)
+    history = pd.read_csv(uninterrupted_run / "history.csv")
+    assert summary["monitor"] == "val_macro_f1"
+    assert summary["best_epoch"] == history["val_macro_f1"].idxmax()
+    # The logged number is evaluation's, for the model kept.
+    probabilities, targets, config = predict_split(uninterrupted_run, "val")
+    scores = evaluate_predictions(probabilities, targets, config.genres, config.label_mode)
+    assert scores["macro_f1"] == pytest.approx(summary["best"]["val_macro_f1"], abs=1e-9)
 
 
 def test_mirrored_strategy_over_two_cpu_devices(learned_shards, tiny_model, tmp_path):
@@ -179,10 +252,12 @@ def test_finished_run_is_kept_unless_overwrite(learned_shards, tiny_model, tmp_p
     hparams = tmp_path / "best_hparams.json"
     hparams.write_text(json.dumps({**tiny_model.to_dict(), "lstm_units": 6, "fusion": "gated"}))
     args = ["--data", str(learned_shards), "--run", str(run), "--hparams", str(hparams), "--fusion", "concat"]
+    args += ["--modalities", "audio, lyrics"]  # spaces after commas are fine
     with pytest.warns(UserWarning, match="mixed-precision needs a GPU"):
         assert main(args + ["--epochs", "1", "--overwrite", "--mixed-precision"]) == 0
     model = TrainConfig.load(run).model
     assert (model.lstm_units, model.fusion, model.conv_filters) == (6, "concat", tiny_model.conv_filters)
+    assert model.modalities == ("audio", "lyrics")
     summary = read_run_summary(run)
     assert summary["epochs"] == 1 and summary["precision"] == "float32"
 
@@ -234,6 +309,21 @@ def _folder_that_is_not_a_run(tmp: Path, shards: Path, model: ModelConfig):
     return shards, tmp
 
 
+def _config_json_of_something_else(tmp: Path, shards: Path, model: ModelConfig):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "config.json").write_text(json.dumps({"learning_rate": 1}))
+    return shards, tmp / "run"
+
+
+def _data_is_a_file(tmp: Path, shards: Path, model: ModelConfig):
+    return shards / META_FILE, tmp / "run"
+
+
+def _run_under_a_file(tmp: Path, shards: Path, model: ModelConfig):
+    (tmp / "notes.txt").write_text("mine")
+    return shards, tmp / "notes.txt" / "run"
+
+
 BAD_INPUTS = {
     "missing shards": (_missing_shards, "does not exist.*data_prep build"),
     "empty shards folder": (_empty_shards_folder, "meta.json is missing"),
@@ -242,6 +332,9 @@ BAD_INPUTS = {
     "other genre vocabulary": (_run_of_other_genres, "does not match shards.*genres.*Use the shards"),
     "other settings": (_run_with_other_settings, "other settings .*batch_size 3 -> 16.*--overwrite"),
     "not a run directory": (_folder_that_is_not_a_run, "not a run directory"),
+    "config.json of something else": (_config_json_of_something_else, "not the config.json of a .* run"),
+    "data is a file": (_data_is_a_file, "--data .*meta.json is a file: expected the shards folder"),
+    "run under a file": (_run_under_a_file, "--run .*notes.txt is a file, not a folder"),
 }
 
 
@@ -254,14 +347,36 @@ def test_bad_input_stops_with_a_message(learned_shards, tiny_model, tmp_path, ca
     assert error.startswith("error: ")
     assert re.search(message, error, flags=re.DOTALL), error
     assert not (run / "run.json").exists()
+    assert "Traceback" not in error
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_run_folder_is_refused(learned_shards, tiny_model, tmp_path, capsys):
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o555)
+    try:
+        assert main(_args(learned_shards, tmp_path / "locked" / "run", tiny_model, "--epochs", "1")) == 2
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert "locked is read-only; choose another --run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--lstm-unit", "3"], None),  # argparse: exit 2 with usage
-        (["--conv-blocks", "9"], "at most 5 conv blocks"),
-        (["--dropout", "1.5"], "dropout must be in"),
+        (["--conv-blocks", "9"], "--conv-blocks must be at most 5: more pool the 32 mel bins"),
+        (["--dropout", "1.5"], "--dropout must be a number in [0, 1), got 1.5"),
+        (["--learning-rate", "-1"], "--learning-rate must be a finite number > 0, got -1.0"),
+        (["--learning-rate", "nan"], "--learning-rate must be a finite number > 0, got nan"),
+        (["--vocabulary-size", "1"], "--vocabulary-size must be an integer >= 3, got 1"),
+        (["--embedding-dim", "0"], "--embedding-dim must be an integer >= 1, got 0"),
+        (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+        (["--patience", "-1"], "--patience must be an integer >= 1, got -1"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
+        (["--modalities", "audio,video"], "--modalities must be one or both of audio, lyrics"),
+        (["--fusion", "attention", "--dense-units", "30"], "--dense-units must be a multiple of 4"),
     ],
 )
 def test_bad_settings_stop_with_exit_code_2(learned_shards, tiny_model, tmp_path, capsys, extra, message):
@@ -270,16 +385,83 @@ def test_bad_settings_stop_with_exit_code_2(learned_shards, tiny_model, tmp_path
     except SystemExit as exit:
         code = exit.code
     assert code == 2
+    error = capsys.readouterr().err
     if message:
-        assert message in capsys.readouterr().err
+        assert error.startswith("error: ") and message in error, error
+    assert not (tmp_path / "run").exists()
 
 
-def test_unknown_hparams_are_refused(learned_shards, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"lstm_unit": 3}, "unknown model settings ['lstm_unit']"),
+        ({"lstm_units": "64"}, "lstm_units must be an integer >= 1, got '64'"),
+        ({"dropout": True}, "dropout must be a number in [0, 1), got True"),
+        ({"learning_rate": -0.1}, "learning_rate must be a finite number > 0, got -0.1"),
+        ({"modalities": ["audio", 3]}, "modalities must be one or both of audio, lyrics"),
+        ([16, 8], "must hold a JSON object of model settings"),
+    ],
+)
+def test_bad_hparams_are_refused_naming_the_file(learned_shards, tmp_path, capsys, content, message):
     hparams = tmp_path / "best_hparams.json"
-    hparams.write_text(json.dumps({"lstm_unit": 3}))
+    hparams.write_text(json.dumps(content))
     args = ["--data", str(learned_shards), "--run", str(tmp_path / "run"), "--hparams", str(hparams)]
     assert main(args) == 2
-    assert "unknown model settings ['lstm_unit']" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"--hparams {hparams}" in error and message in error, error
+
+
+def test_hparams_folder_is_refused(learned_shards, tmp_path, capsys):
+    args = ["--data", str(learned_shards), "--run", str(tmp_path / "run"), "--hparams", str(tmp_path)]
+    assert main(args) == 2
+    assert f"--hparams {tmp_path} is a folder: expected a JSON file" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_what_training_and_evaluation_wrote(
+    learned_shards, tiny_model, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    args = _args(learned_shards, run, tiny_model, "--epochs", "1", "--overwrite")
+    assert main(args) == 0
+    evaluate_run(run, "test")
+    (run / MARKER_FILE).unlink()  # a run of the versions before the record of its files
+    # `make demo` twice: train --overwrite, evaluate, and again.
+    for _ in range(2):
+        assert main(args) == 0
+        assert not (run / "evaluation").exists()  # the old run's evaluation went with it
+        evaluate_run(run, "test")
+    assert read_run_summary(run)["finished"] is True
+
+    # Anything else in the folder: refused, nothing removed.
+    (run / "notes.txt").write_text("mine")
+    before = sorted(path.name for path in run.iterdir())
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "notes.txt" in error and "nothing was removed" in error
+    assert sorted(path.name for path in run.iterdir()) == before
+
+
+def test_overwrite_keeps_a_folder_of_the_users_own(learned_shards, tiny_model, tmp_path, capsys):
+    folder = tmp_path / "mine"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "notes.txt").write_text("my notes")
+    (folder / "config.json").write_text(json.dumps({"learning_rate": 1}))
+    assert main(_args(learned_shards, folder, tiny_model, "--epochs", "1", "--overwrite")) == 2
+    assert "did not write there (config.json, logs): nothing was removed" in capsys.readouterr().err
+    assert (folder / "logs" / "notes.txt").read_text() == "my notes"
+    assert json.loads((folder / "config.json").read_text()) == {"learning_rate": 1}
+    assert sorted(path.name for path in folder.iterdir()) == ["config.json", "logs"]
+
+
+def test_diverging_run_stops_unfinished_with_exit_code_1(learned_shards, tiny_model, tmp_path, capsys):
+    run = tmp_path / "run"
+    with op_determinism(False):
+        assert main(_args(learned_shards, run, tiny_model, "--epochs", "2", "--learning-rate", "1e30")) == 1
+        assert not tf_framework_config.is_op_determinism_enabled()  # put back after a failure too
+    error = capsys.readouterr().err
+    assert re.search(r"error: training diverged: the training loss became (nan|inf) in epoch 1", error), error
+    assert "--overwrite" in error
+    assert read_run_summary(run) is None and not (run / "model.keras").exists()
 
 
 def test_class_weights_balance_the_training_genres(learned_shards):

@@ -33,11 +33,11 @@ def test_vocabulary_is_the_most_frequent_words_with_room_for_padding_and_oov():
     statistics = TrainStatistics()
     statistics.update([], texts)
     assert statistics.ranked_words() == [("love", 3), ("night", 2), ("fire", 1), ("rain", 1)]
-    assert statistics.vocabulary(4) == ["love", "night"]
+    assert statistics.summary().vocabulary(4) == ["love", "night"]
 
     layer = keras.layers.TextVectorization(max_tokens=4, standardize=None, split="whitespace")
     layer.adapt(texts)
-    assert layer.get_vocabulary()[2:] == statistics.vocabulary(4)
+    assert layer.get_vocabulary()[2:] == statistics.summary().vocabulary(4)
 
 
 def test_parts_merged_in_order_equal_one_pass_and_round_trip_through_files(tmp_path):

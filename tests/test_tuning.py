@@ -1,13 +1,16 @@
-"""`python -m tuning`: a tiny random search over tiny shards, its files, resuming, and failing trials."""
+"""`python -m tuning`: a tiny random search over tiny shards, its files, resuming, failing trials,
+and the training recipe it shares with `genre_fusion.train`."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import keras_tuner as kt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,11 +18,12 @@ import genre_fusion.model
 import tuning.hypermodel
 from genre_fusion import train
 from genre_fusion.dataset import make_dataset
+from genre_fusion.metrics import evaluate_predictions
 from genre_fusion.model import ModelConfig
 from genre_fusion.shards import read_meta
-from genre_fusion.train_config import CONFIG_FILE
+from genre_fusion.train_config import CONFIG_FILE, read_run_summary
 from tuning.__main__ import main
-from tuning.hypermodel import GenreHyperModel
+from tuning.hypermodel import GenreHyperModel, TrialTraining
 from tuning.report import BEST_HPARAMS_FILE, LEADERBOARD_FILE, OBJECTIVE_PLOT_FILE
 from tuning.search import PROJECT_NAME
 from tuning.space import SearchSpace
@@ -55,14 +59,15 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
     out = tmp_path / "search"
     assert _search(learned_shards, out) == 0
     printed = capsys.readouterr().out
-    assert "val_accuracy" in printed and "best val_accuracy" in printed
+    # Ranked as training selects its best epoch: by validation loss, lowest first.
+    assert "val_loss" in printed and "best val_loss" in printed
     assert len(built) >= TRIALS  # Keras Tuner also builds once to learn the space
 
     table = pd.read_csv(out / LEADERBOARD_FILE)
     assert len(table) == TRIALS and (table["status"] == "COMPLETED").all()
-    for column in ("trial", "val_accuracy", "conv_blocks", "lstm_units", "fusion", "learning_rate"):
+    for column in ("trial", "val_loss", "conv_blocks", "lstm_units", "fusion", "learning_rate"):
         assert column in table.columns
-    assert table["val_accuracy"].is_monotonic_decreasing  # best first
+    assert table["val_loss"].is_monotonic_increasing  # best first
     assert (out / OBJECTIVE_PLOT_FILE).read_bytes().startswith(b"\x89PNG")
 
     best = json.loads((out / BEST_HPARAMS_FILE).read_text())
@@ -75,6 +80,8 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
     hparams = ["--hparams", str(out / BEST_HPARAMS_FILE), "--epochs", "1"]
     assert train.main(["--data", str(learned_shards), "--run", str(run), *hparams]) == 0
     assert json.loads((run / CONFIG_FILE).read_text())["model"] == best
+    # One recipe: training the best trial's settings gives the trial's score.
+    assert read_run_summary(run)["best"]["val_loss"] == pytest.approx(best_row["val_loss"], rel=1e-5)
 
     # The same command again: the search is complete, nothing new is trained.
     trials_before = _trial_dirs(out)
@@ -91,6 +98,16 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
     # Other settings into the same folder are refused, not mixed into the search.
     assert _search(learned_shards, out, "--seed", "1") == 2
     assert "--overwrite" in capsys.readouterr().err
+
+    # --overwrite removes only what the search wrote: a folder holding anything else is refused.
+    (out / "notes.txt").write_text("mine")
+    assert _search(learned_shards, out, "--overwrite") == 2
+    error = capsys.readouterr().err
+    assert "notes.txt" in error and "nothing was removed" in error
+    assert len(_trial_dirs(out)) == TRIALS + 1
+    (out / "notes.txt").unlink()
+    assert _search(learned_shards, out, "--overwrite", "--max-trials", "1") == 0
+    assert len(_trial_dirs(out)) == len(pd.read_csv(out / LEADERBOARD_FILE)) == 1
 
 
 def test_failures_in_some_trials_are_reported(learned_shards, tmp_path, monkeypatch, capsys):
@@ -149,14 +166,55 @@ def test_space_follows_modalities_and_mel_bins():
         space.declare(kt.HyperParameters(), ("audio",), mel_bins=2)
 
 
-def test_multi_label_objective_is_validation_map(learned_shards):
-    meta = replace(read_meta(learned_shards), label_mode="multi")
+def _hypermodel(shards: Path, epochs: int, class_weights: bool = False) -> GenreHyperModel:
+    meta = read_meta(shards)
     modalities = ("audio", "lyrics")
     data = {
-        split: make_dataset(learned_shards, split, meta, modalities, 16, training=split == "train")
-        for split in ("train", "val")
+        split: make_dataset(shards, split, meta, modalities, 16, training=False) for split in ("train", "val")
     }
-    hypermodel = GenreHyperModel(meta, modalities, SearchSpace(), data["train"])
-    model = hypermodel.build(kt.HyperParameters())
-    history = model.fit(data["train"], validation_data=data["val"], epochs=1, verbose=0)
-    assert 0.0 <= history.history["val_mean_average_precision"][0] <= 1.0
+    training = TrialTraining(
+        data=str(shards), batch_size=16, seed=0, epochs=epochs, patience=epochs, class_weights=class_weights
+    )
+    return GenreHyperModel(meta, modalities, SearchSpace(), data["train"], data["val"], training)
+
+
+def test_multi_label_objective_is_evaluations_mean_average_precision(multi_label_shards):
+    hypermodel = _hypermodel(multi_label_shards, epochs=1)
+    assert hypermodel.monitor.name == "val_mean_average_precision" and hypermodel.monitor.mode == "max"
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model, epochs=1, verbose=0)
+    probabilities = model.predict(hypermodel.validation_data, verbose=0)
+    targets = np.concatenate([targets.numpy() for _, targets in hypermodel.validation_data])
+    meta = hypermodel.meta
+    scores = evaluate_predictions(probabilities, targets, meta.genres, meta.label_mode)
+    assert history.history["val_mean_average_precision"][0] == pytest.approx(
+        scores["mean_average_precision"], abs=1e-9
+    )
+
+
+def test_trials_train_with_the_training_recipe(learned_shards):
+    epochs = 2
+    hypermodel = _hypermodel(learned_shards, epochs=epochs, class_weights=True)
+    assert hypermodel.monitor.name == "val_macro_f1"  # with class weights, as training selects
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model, epochs=epochs, verbose=0).history
+    rate = hp.values["learning_rate"]
+    cosine = [rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs)) for epoch in range(epochs)]
+    np.testing.assert_allclose(history["learning_rate"], cosine, rtol=1e-6)
+    assert len(history["val_macro_f1"]) == epochs
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
+        (["--modalities", "audio, video"], "--modalities must be one or both of audio, lyrics"),
+    ],
+)
+def test_bad_options_exit_2(learned_shards, tmp_path, capsys, extra, message):
+    assert _search(learned_shards, tmp_path / "search", *extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "search").exists()

@@ -1,7 +1,9 @@
 """`python -m tuning`: search the genre model's architecture with Keras Tuner.
 
-Trains models built by `genre_fusion.model.build_model` on the shards' train split, scores them on
-the val split (accuracy for `single` labels, mean average precision for `multi`), and writes
+Trains models built by `genre_fusion.model.build_model` on the shards' train split with the
+training recipe of `genre_fusion.train` (`genre_fusion.recipe`), ranks them by the number that
+selects a training run's best epoch (validation loss for `single` labels, macro-F1 with
+--class-weights, mean average precision for `multi`, as evaluation computes them), and writes
 OUT/best_hparams.json (for `python -m genre_fusion.train --hparams`), OUT/leaderboard.csv and
 OUT/objective.png. Rerunning the same command continues the search.
 
@@ -15,14 +17,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genre_fusion.model import MODALITIES
+from genre_fusion.model import MODALITIES, SettingError
 from tuning.report import LEADERBOARD_FILE, REPORT_FILES, format_leaderboard, leaderboard, write_reports
 from tuning.search import PROJECT_NAME, TUNERS, SearchError, SearchResult, SearchSettings, run_search
 
 
 def _parser() -> argparse.ArgumentParser:
     defaults = SearchSettings(data="", out="")
-    parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tuning",
+        description=__doc__.splitlines()[0],
+        allow_abbrev=False,  # a misspelt flag must fail, not match a longer one
+    )
     parser.add_argument("--data", required=True, help="shards directory (python -m data_prep build)")
     parser.add_argument("--out", required=True, help="folder for the search (a rerun continues it)")
     parser.add_argument("--tuner", choices=TUNERS, default=defaults.tuner)
@@ -44,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         "--modalities",
         default=",".join(defaults.modalities),
         help=f"comma-separated, fixed for the search: {', '.join(MODALITIES)}",
+    )
+    parser.add_argument(
+        "--class-weights",
+        action="store_true",
+        help="train with class weights, as `genre_fusion.train --class-weights`; ranks by macro-F1",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help=f"epochs without a better objective before a trial stops (default {defaults.patience})",
     )
     parser.add_argument("--overwrite", action="store_true", help="discard the search in --out and start over")
     return parser
@@ -72,9 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             modalities=args.modalities,
+            class_weights=args.class_weights,
+            patience=args.patience,
             overwrite=args.overwrite,
         )
         result = run_search(settings, outputs=REPORT_FILES)
+    except SettingError as error:
+        print(f"error: {error.for_option()}", file=sys.stderr)
+        return 2
     except SearchError as error:
         _report(error.result)
         print(f"error: {error}", file=sys.stderr)

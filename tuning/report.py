@@ -34,7 +34,8 @@ PRINTED_ERROR_CHARACTERS = 60  # the printed table cuts errors; the CSV keeps th
 
 
 def leaderboard(result: SearchResult) -> pd.DataFrame:
-    """One row per trial, best objective first, unfinished trials last (in the order they ran)."""
+    """One row per trial, best objective first (lowest for a loss), unfinished trials last (in the
+    order they ran)."""
     rows = [
         {
             "trial": trial.trial_id,
@@ -51,7 +52,7 @@ def leaderboard(result: SearchResult) -> pd.DataFrame:
     table["error"] = [trial.error_line for trial in result.trials]
     # Stable sort: equal objectives, and the failed trials, stay in the order they ran.
     return table.sort_values(
-        result.objective, ascending=False, na_position="last", kind="stable"
+        result.objective, ascending=result.direction == "min", na_position="last", kind="stable"
     ).reset_index(drop=True)
 
 
@@ -77,7 +78,8 @@ def plot_objective(result: SearchResult, path: Path) -> Path:
     # Keras Tuner numbers its trials 0, 1, ... as they start: the ids are the x axis, as in the leaderboard.
     numbers = np.array([int(trial.trial_id) for trial in result.trials])
     finished = ~np.isnan(objectives)
-    best_so_far = np.fmax.accumulate(objectives)  # NaN until the first finished trial
+    better = np.fmin if result.direction == "min" else np.fmax
+    best_so_far = better.accumulate(objectives)  # NaN until the first finished trial
 
     figure = Figure(figsize=(7.0, 4.0), layout="constrained")
     axes = figure.subplots()
@@ -98,7 +100,7 @@ def plot_objective(result: SearchResult, path: Path) -> Path:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     axes.legend()
-    best = f", best {np.nanmax(objectives):.4f}" if finished.any() else ""
+    best = f", best {best_so_far[-1]:.4f}" if finished.any() else ""
     axes.set_title(f"{result.settings.tuner} search: {len(objectives)} trials{best}")
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=DPI)

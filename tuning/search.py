@@ -7,7 +7,9 @@ The output folder holds:
 | `search.json`  | the settings the search was started with (a rerun must match them)        |
 | `trials/`      | Keras Tuner's project: `oracle.json`, one `trial_N/` per trial            |
 
-(`tuning.report` adds `best_hparams.json`, `leaderboard.csv` and `objective.png`.)
+(`tuning.report` adds `best_hparams.json`, `leaderboard.csv` and `objective.png`.) The folder's
+record of its entries (`genre_fusion.owned_outputs`, kind ``search``) lists them all, so that
+``--overwrite`` removes only those, and refuses a folder that holds anything else.
 
 Rerunning with the same settings continues the search: finished trials are kept, an interrupted
 one is run again, and new trials are drawn until `max_trials` (which may be raised) is reached.
@@ -20,7 +22,6 @@ naming the first trial's error when no trial has finished; partial failures are 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +32,19 @@ import tensorflow as tf
 from keras_tuner.engine.trial import Trial, TrialStatus
 
 from genre_fusion.dataset import make_dataset
-from genre_fusion.model import MODALITIES, ModelConfig
+from genre_fusion.model import (
+    MODALITIES,
+    ModelConfig,
+    SettingError,
+    check_flag,
+    check_integer,
+    parse_modalities,
+)
+from genre_fusion.owned_outputs import clear_outputs, record_outputs
+from genre_fusion.recipe import op_determinism
 from genre_fusion.shards import ShardsMeta, read_meta
-from genre_fusion.train_config import TrainConfig
-from tuning.hypermodel import GenreHyperModel
-from tuning.objective import search_objective
+from genre_fusion.train_config import SEED_LIMIT, TrainConfig
+from tuning.hypermodel import GenreHyperModel, TrialTraining
 from tuning.space import SearchSpace
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -46,6 +55,7 @@ CHANGEABLE_SETTINGS = ("data", "max_trials")
 EARLY_STOPPING_PATIENCE = 3  # epochs without a better objective before a trial stops
 MAX_CONSECUTIVE_FAILED_TRIALS = 3  # a systematic error stops the search after this many trials
 HYPERBAND_FACTOR = 3
+SEARCH_KIND = "search"  # the kind of the output folder's record of its entries (`owned_outputs`)
 
 
 class SearchError(RuntimeError):
@@ -72,17 +82,21 @@ class SearchSettings:
     batch_size: int = TrainConfig.batch_size
     seed: int = 0
     modalities: tuple[str, ...] = MODALITIES
+    class_weights: bool = False  # as `genre_fusion.train --class-weights`; selects by macro-F1
+    patience: int = EARLY_STOPPING_PATIENCE
     overwrite: bool = False
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self):
+        """Raises `SettingError` naming the field of a value of the wrong type or range."""
         if self.tuner not in TUNERS:
-            raise ValueError(f"tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
-        for name in ("max_trials", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        # ModelConfig accepts "audio,lyrics" too, and names the valid modalities when one is wrong.
-        self.modalities = ModelConfig(modalities=self.modalities).modalities
+            raise SettingError("tuner", f"must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
+        for name in ("max_trials", "epochs", "batch_size", "patience"):
+            check_integer(name, getattr(self, name), 1)
+        check_integer("seed", self.seed, 0, SEED_LIMIT)
+        for name in ("class_weights", "overwrite"):
+            check_flag(name, getattr(self, name))
+        self.modalities = parse_modalities(self.modalities)
 
     def to_dict(self) -> dict:
         """JSON-ready, as search.json records them: all but `out` and `overwrite`."""
@@ -94,6 +108,8 @@ class SearchSettings:
             "batch_size": self.batch_size,
             "seed": self.seed,
             "modalities": list(self.modalities),
+            "class_weights": self.class_weights,
+            "patience": self.patience,
             "space": self.space.to_dict(),
         }
 
@@ -124,12 +140,15 @@ class TrialResult:
 class SearchResult:
     """What a search (all its runs together) found.
 
-    `trials`: in the order they started. `best_trial` and its `best_config`: None if no trial
-    finished. `new_trials`: trials started by this run. `seconds`: this run's duration.
+    `objective`: the name of the number trials are ranked by, `direction` ("min" or "max")
+    whether lower or higher is better. `trials`: in the order they started. `best_trial` and its
+    `best_config`: None if no trial finished. `new_trials`: trials started by this run.
+    `seconds`: this run's duration.
     """
 
     settings: SearchSettings
     objective: str
+    direction: str
     trials: list[TrialResult]
     best_trial: TrialResult | None
     best_config: ModelConfig | None
@@ -141,18 +160,23 @@ class SearchResult:
         return [trial for trial in self.trials if trial.status != TrialStatus.COMPLETED]
 
 
-def _prepare_out(settings: SearchSettings, meta: ShardsMeta, outputs: tuple[str, ...]) -> dict:
-    """Checks that `settings.out` holds no search with other settings, or clears it with
-    `overwrite`. `outputs`: file names the reports write there. Returns search.json's content."""
+def _prepare_out(
+    settings: SearchSettings, meta: ShardsMeta, objective: kt.Objective, outputs: tuple[str, ...]
+) -> dict:
+    """Checks that `settings.out` holds no search with other settings (or objective), or clears it
+    with `overwrite`. `outputs`: file names the reports write there. Returns search.json's content."""
     out = Path(settings.out)
     path = out / SETTINGS_FILE
-    current = json.loads(json.dumps({**settings.to_dict(), "shards": meta.to_dict()}))
+    recorded = {**settings.to_dict(), "objective": objective.name, "shards": meta.to_dict()}
+    current = json.loads(json.dumps(recorded))
+    own = (SETTINGS_FILE, PROJECT_NAME, *outputs)
+    # A search made before the record of its entries existed owns them when its search.json is one.
+    legacy = own if _holds_search_settings(path) else ()
     if settings.overwrite:
-        # Only what a search writes: --out may be a folder holding other things too.
-        shutil.rmtree(out / PROJECT_NAME, ignore_errors=True)
-        for name in (SETTINGS_FILE, *outputs):
-            (out / name).unlink(missing_ok=True)
+        clear_outputs(out, SEARCH_KIND, legacy)
     elif path.is_file():
+        if not _holds_search_settings(path):
+            raise SearchSettingsError(f"{path} is not the settings of a search: choose another --out")
         previous = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(
             name
@@ -165,7 +189,17 @@ def _prepare_out(settings: SearchSettings, meta: ShardsMeta, outputs: tuple[str,
                 "rerun with the same settings to continue it, or pass --overwrite to start over, "
                 "or choose another --out"
             )
+    record_outputs(out, SEARCH_KIND, own)  # before any of them is written
     return current
+
+
+def _holds_search_settings(path: Path) -> bool:
+    """Whether `path` is a search.json that a search wrote."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(values, dict) and {"tuner", "space", "shards"} <= set(values)
 
 
 def _make_tuner(settings: SearchSettings, hypermodel: kt.HyperModel, objective: kt.Objective) -> kt.Tuner:
@@ -230,34 +264,35 @@ def run_search(settings: SearchSettings, outputs: tuple[str, ...] = ()) -> Searc
     """
     started = time.perf_counter()
     meta = read_meta(settings.data)
-    recorded = _prepare_out(settings, meta, outputs)
     keras.utils.set_random_seed(settings.seed)
 
-    def split(name: str, training: bool) -> tf.data.Dataset:
+    def split(name: str) -> tf.data.Dataset:
         return make_dataset(
-            settings.data,
-            name,
-            meta,
-            settings.modalities,
-            settings.batch_size,
-            training=training,
-            seed=settings.seed,
+            settings.data, name, meta, settings.modalities, settings.batch_size, training=False
         )
 
-    train, validation = split("train", training=True), split("val", training=False)
+    training = TrialTraining(
+        data=settings.data,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        epochs=settings.epochs,
+        patience=settings.patience,
+        class_weights=settings.class_weights,
+    )
     # As `genre_fusion.train` adapts: the training split in file order, the same for every trial.
-    adapt = split("train", training=False)
-    objective = search_objective(meta)
-    hypermodel = GenreHyperModel(meta, settings.modalities, settings.space, adapt)
+    hypermodel = GenreHyperModel(
+        meta, settings.modalities, settings.space, split("train"), split("val"), training
+    )
+    objective = kt.Objective(hypermodel.monitor.name, direction=hypermodel.monitor.mode)
+    recorded = _prepare_out(settings, meta, objective, outputs)
     tuner = _make_tuner(settings, hypermodel, objective)
     # Once the tuner exists (it builds a model to learn the space), before any trial runs.
     (Path(settings.out) / SETTINGS_FILE).write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")
     trials_before = len(tuner.oracle.trials)
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=objective.name, mode=objective.direction, patience=EARLY_STOPPING_PATIENCE
-    )
     try:
-        tuner.search(train, validation_data=validation, epochs=settings.epochs, callbacks=[early_stopping])
+        # As training runs: a trial's numbers are those of `genre_fusion.train` with its settings.
+        with op_determinism(True):
+            tuner.search(epochs=settings.epochs)  # the hypermodel brings its data and callbacks
     except RuntimeError:
         if not _stopped_by_failures(tuner.oracle):
             raise
@@ -268,6 +303,7 @@ def run_search(settings: SearchSettings, outputs: tuple[str, ...] = ()) -> Searc
     result = SearchResult(
         settings=settings,
         objective=objective.name,
+        direction=objective.direction,
         trials=trials,
         best_trial=next(trial for trial in trials if trial.trial_id == best[0].trial_id) if best else None,
         best_config=settings.space.declare(
