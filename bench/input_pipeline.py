@@ -25,6 +25,7 @@ import keras
 
 from genre_fusion.dataset import make_dataset
 from genre_fusion.model import MODALITIES, ModelConfig, build_model
+from genre_fusion.recipe import training_statistics
 from genre_fusion.shards import read_meta
 from genre_fusion.train_config import TrainConfig
 
@@ -67,8 +68,7 @@ def main() -> int:
             args.shards, "train", meta, config.modalities, args.batch_size, training=True, seed=SEED
         )
 
-    adapt_data = make_dataset(args.shards, "train", meta, config.modalities, args.batch_size, training=False)
-    model = build_model(config, meta, adapt_data)
+    model = build_model(config, meta, training_statistics(args.shards, meta, args.batch_size))
     from_shards = training_batches().repeat()
     in_memory = training_batches().cache()
     for _ in in_memory:  # one pass fills the cache

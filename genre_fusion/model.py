@@ -1,13 +1,13 @@
 """The genre model: an audio branch and a lyrics branch, fused, with a softmax (or sigmoid) head.
 
-`build_model(config, meta, adapt_data)` is the one builder shared by training and tuning:
+`build_model(config, meta, statistics)` is the one builder shared by training and tuning:
 
 - Audio: log-mel [batch, mel_bins, frames] -> per-mel-bin normalisation -> `conv_blocks` blocks of
   Conv2D 3x3, batch norm, ReLU, 2x2 max pooling (filters `conv_filters`, doubling per block), read
   with time first so that the final feature map is also a sequence of audio frames -> global
   average pooling -> dense.
-- Lyrics: token vectors (the learned encoder: `TextVectorization` adapted on the training split and
-  a trainable embedding; or the cached hub embeddings) -> token mask (modality dropout in
+- Lyrics: token vectors (the learned encoder: `TextVectorization` over the training split's most
+  frequent words and a trainable embedding; or the cached hub embeddings) -> token mask (modality dropout in
   training) -> `lstm_layers` stacked LSTMs -> mean over the valid tokens -> dense, zeroed for a
   song without lyrics, beside a has-lyrics flag (see `fusion.py`).
 - Fusion: ``concat`` (the proposal: concatenation into dense layers), ``gated`` (gated multimodal
@@ -28,12 +28,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from genre_fusion.features import FeatureConfig
 from genre_fusion.fusion import CrossModalAttention, GatedMultimodalUnit, ModalityDropout, SequencePresence
 from genre_fusion.shards import ShardsMeta
+from genre_fusion.train_statistics import ShardStatistics
 
 AUDIO = "audio"
 LYRICS = "lyrics"
@@ -53,9 +53,6 @@ TOP_K = 3
 # Keras' default 0.99 leaves the moving statistics of a small training split (a few hundred
 # steps in all) far from the batch statistics, and inference far from training.
 BATCH_NORM_MOMENTUM = 0.9
-# Per-mel-bin statistics settle long before the end of a large training split; the vocabulary,
-# in contrast, is counted over every song.
-NORMALIZATION_ADAPT_BATCHES = 64
 # The learned encoder's vocabulary: padding, out-of-vocabulary and at least one word.
 MIN_VOCABULARY_SIZE = 3
 
@@ -216,24 +213,19 @@ class _Branch:
     present: keras.KerasTensor | None = None
 
 
-def _model_inputs(adapt_data: tf.data.Dataset) -> tf.data.Dataset:
-    """Batches of input dicts, whether or not the dataset also yields targets."""
-    if isinstance(adapt_data.element_spec, tuple):
-        return adapt_data.map(lambda inputs, *_: inputs)
-    return adapt_data
-
-
 def _audio_branch(
-    config: ModelConfig, features: FeatureConfig, adapt_data: tf.data.Dataset | None, inputs: dict
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None, inputs: dict
 ) -> _Branch:
     log_mel = keras.Input((features.mel_bins, None), name=LOG_MEL_INPUT, dtype="float32")
     inputs[LOG_MEL_INPUT] = log_mel
-    # float32 whatever the policy: the statistics of dB values are accumulated here.
-    normalization = keras.layers.Normalization(axis=1, dtype="float32", name="log_mel_normalization")
-    if adapt_data is not None:
-        normalization.adapt(
-            adapt_data.map(lambda batch: batch[LOG_MEL_INPUT]).take(NORMALIZATION_ADAPT_BATCHES)
-        )
+    # Per mel bin, by the training split's statistics; float32 whatever the policy (dB values).
+    normalization = keras.layers.Normalization(
+        axis=1,
+        mean=None if statistics is None else statistics.mean,
+        variance=None if statistics is None else statistics.variance,
+        dtype="float32",
+        name="log_mel_normalization",
+    )
     x = normalization(log_mel)
     # Time first: [batch, frames, mel_bins, 1], so the last feature map is a sequence of frames.
     x = keras.layers.Permute((2, 1), name="frames_first")(x)
@@ -258,7 +250,7 @@ def _audio_branch(
 
 
 def _token_vectors(
-    config: ModelConfig, features: FeatureConfig, adapt_data: tf.data.Dataset | None, inputs: dict
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None, inputs: dict
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """The lyrics input(s) -> token vectors [batch, max_tokens, width] and mask bool [batch, max_tokens]."""
     if features.uses_embeddings:
@@ -278,19 +270,19 @@ def _token_vectors(
         standardize=None,
         split="whitespace",
         output_sequence_length=features.max_tokens,
+        # None (no statistics, or no training song has lyrics): every word is out of vocabulary.
+        vocabulary=(statistics and statistics.vocabulary(config.vocabulary_size)) or None,
         name="words_vectorization",
     )
-    if adapt_data is not None:
-        vectorization.adapt(adapt_data.map(lambda batch: batch[WORDS_INPUT]))
     ids = vectorization(words)
     vectors = keras.layers.Embedding(config.vocabulary_size, config.embedding_dim, name="word_embedding")(ids)
     return vectors, ops.not_equal(ids, 0)
 
 
 def _lyrics_branch(
-    config: ModelConfig, features: FeatureConfig, adapt_data: tf.data.Dataset | None, inputs: dict
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None, inputs: dict
 ) -> _Branch:
-    x, mask = _token_vectors(config, features, adapt_data, inputs)
+    x, mask = _token_vectors(config, features, statistics, inputs)
     if config.fused and config.modality_dropout:
         mask = ModalityDropout(config.modality_dropout, name="lyrics_dropout")(mask)
     guarded_mask, present = SequencePresence(name="lyrics_presence")(mask)
@@ -325,22 +317,21 @@ def _fuse(config: ModelConfig, audio: _Branch | None, lyrics: _Branch | None) ->
 
 
 def build_model(
-    config: ModelConfig, meta: ShardsMeta, adapt_data: tf.data.Dataset | None = None
+    config: ModelConfig, meta: ShardsMeta, statistics: ShardStatistics | None = None
 ) -> keras.Model:
     """A compiled model for the shards described by `meta`.
 
-    `adapt_data`: batches of the model's input dicts (targets may come along) from the training
-    split; it adapts the log-mel normalisation and the learned encoder's vocabulary. Without it
-    the normalisation is the identity and the learned encoder has no vocabulary: the model has
-    its final structure (for summaries and shapes) but cannot be called on words.
+    `statistics`: the training split's (`genre_fusion.train_statistics`, counted by `data_prep
+    build`): the log-mel normalisation's per-mel-bin mean and variance and the learned encoder's
+    vocabulary. Without them the normalisation is the identity and every word is out of
+    vocabulary: the model has its final structure (for summaries and shapes), not its inputs' scale.
     Raises ValueError when the settings do not fit the shards' features.
     """
     features = meta.features
     config.check_features(features)
-    adapt_data = None if adapt_data is None else _model_inputs(adapt_data)
     inputs: dict[str, keras.KerasTensor] = {}
-    audio = _audio_branch(config, features, adapt_data, inputs) if AUDIO in config.modalities else None
-    lyrics = _lyrics_branch(config, features, adapt_data, inputs) if LYRICS in config.modalities else None
+    audio = _audio_branch(config, features, statistics, inputs) if AUDIO in config.modalities else None
+    lyrics = _lyrics_branch(config, features, statistics, inputs) if LYRICS in config.modalities else None
 
     x = keras.layers.Dropout(config.dropout, name="fusion_dropout")(_fuse(config, audio, lyrics))
     x = keras.layers.Dense(config.dense_units, activation="relu", name="fusion_dense")(x)

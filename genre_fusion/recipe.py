@@ -3,6 +3,8 @@ the same in a training run.
 
 `build_model` compiles the loss, metrics and Adam optimiser; this module adds the rest:
 
+- What the model adapts to (`training_statistics`): the training split's log-mel statistics and
+  vocabulary, as `data_prep build` counted them.
 - Class weights (`class_weights`): a song weighs the inverse frequency of its genre in the
   training split (single-label shards only).
 - Learning rate: a per-epoch cosine decay from the config's rate, a function of the epoch alone,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -35,11 +38,12 @@ import tensorflow as tf
 # TensorFlow exports only `enable_op_determinism`; its reading and undoing live in this module.
 from tensorflow.python.framework import config as tf_framework_config
 
-from genre_fusion.dataset import epoch_seed
+from genre_fusion.dataset import epoch_seed, make_dataset
 from genre_fusion.metrics import selection_scores
-from genre_fusion.model import ModelConfig
+from genre_fusion.model import LOG_MEL_INPUT, MODALITIES, WORDS_INPUT, ModelConfig
 from genre_fusion.shards import ShardsMeta
 from genre_fusion.train_config import RunError
+from genre_fusion.train_statistics import ShardStatistics, TrainStatistics, read_statistics
 
 VALIDATION_PREFIX = "val_"
 # The name Keras gives every random layer's state (`keras.random.SeedGenerator`).
@@ -101,6 +105,24 @@ def selection_monitor(label_mode: str, use_class_weights: bool) -> Monitor:
     if use_class_weights:
         return Monitor(VALIDATION_PREFIX + "macro_f1", "max")
     return Monitor(VALIDATION_PREFIX + "loss", "min")
+
+
+def training_statistics(shards_dir: str, meta: ShardsMeta, batch_size: int) -> ShardStatistics:
+    """The training split's statistics that `data_prep build` wrote into `shards_dir`. Shards built
+    before it wrote them are read through once to count the same numbers (and a note says so)."""
+    statistics = read_statistics(shards_dir)
+    if statistics is not None:
+        return statistics
+    print(
+        f"note: {shards_dir} holds no training statistics (built by an earlier version): counting them "
+        "from the training split now; rebuild the shards to skip this",
+        file=sys.stderr,
+    )
+    counted = TrainStatistics()
+    for inputs, _ in make_dataset(shards_dir, "train", meta, MODALITIES, batch_size, training=False):
+        words = [text.decode() for text in inputs[WORDS_INPUT].numpy()] if WORDS_INPUT in inputs else []
+        counted.update(inputs[LOG_MEL_INPUT].numpy(), words)
+    return counted.summary()
 
 
 def class_weights(meta: ShardsMeta) -> dict[int, float]:

@@ -59,6 +59,7 @@ from genre_fusion.recipe import (
     op_determinism,
     selection_monitor,
     training_callbacks,
+    training_statistics,
 )
 from genre_fusion.shards import ShardsError, ShardsMeta, read_meta
 from genre_fusion.train_config import (
@@ -76,6 +77,7 @@ from genre_fusion.train_config import (
     TrainConfig,
     read_run_summary,
 )
+from genre_fusion.train_statistics import ShardStatistics
 
 RUN_KIND = "run"  # the kind of a run directory's record of its entries (`owned_outputs`)
 # The backup's commit record: the epoch a resumed fit() begins with and the weights file to load.
@@ -436,7 +438,6 @@ def _train(config: TrainConfig, meta: ShardsMeta, overwrite: bool, strategy: tf.
     keras.utils.set_random_seed(config.seed)
     modalities = config.model.modalities
     val_data = make_dataset(config.data, "val", meta, modalities, config.batch_size, training=False)
-    adapt_data = make_dataset(config.data, "train", meta, modalities, config.batch_size, training=False)
     weights = class_weights(meta) if config.class_weights else None
     monitor = selection_monitor(meta.label_mode, config.class_weights)
     run_dir = Path(config.run)
@@ -451,7 +452,8 @@ def _train(config: TrainConfig, meta: ShardsMeta, overwrite: bool, strategy: tf.
     mixed = _use_mixed_precision(config)
     started = time.perf_counter()
     if _training_left(progress, config):  # else killed after its last backup, before run.json
-        _fit(config, meta, strategy, mixed, output_dir, progress, monitor, weights, val_data, adapt_data)
+        statistics = training_statistics(config.data, meta, config.batch_size)
+        _fit(config, meta, strategy, mixed, output_dir, progress, monitor, weights, val_data, statistics)
     seconds = time.perf_counter() - started
 
     history = pd.read_csv(output_dir / HISTORY_FILE)
@@ -488,7 +490,7 @@ def _fit(
     monitor: Monitor,
     weights: dict[int, float] | None,
     val_data: tf.data.Dataset,
-    adapt_data: tf.data.Dataset,
+    statistics: ShardStatistics,
 ) -> None:
     """Build the model (in float16 when `mixed`), restore the backup and train the epochs left."""
     modalities = config.model.modalities
@@ -513,11 +515,11 @@ def _fit(
         keras.mixed_precision.set_dtype_policy(MIXED_POLICY)
     try:
         with strategy.scope():
-            model = build_model(config.model, meta, adapt_data)
+            model = build_model(config.model, meta, statistics)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     if strategy.num_replicas_in_sync > 1 and any(value.dtype == "string" for value in model.inputs):
-        _build_for_string_inputs(model, strategy, next(iter(adapt_data)))
+        _build_for_string_inputs(model, strategy, next(iter(val_data)))
     _, backup_weights = _read_backup(output_dir)
     if backup_weights is not None:
         with strategy.scope():

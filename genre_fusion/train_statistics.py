@@ -144,7 +144,7 @@ class ShardStatistics:
 
 def read_statistics(shards_dir: str | Path) -> ShardStatistics | None:
     """The statistics `data_prep build` wrote into `shards_dir`; None for shards built before it
-    wrote them (the model then adapts itself to the training split)."""
+    wrote them (`genre_fusion.recipe.training_statistics` then counts them from the shards)."""
     shards_dir = Path(shards_dir)
     statistics_path, vocabulary_path = shards_dir / STATISTICS_FILE, shards_dir / VOCABULARY_FILE
     if not statistics_path.is_file() or not vocabulary_path.is_file():

@@ -13,6 +13,7 @@ from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
 from genre_fusion.fusion import CrossModalAttention, GatedMultimodalUnit, ModalityDropout, SequencePresence
 from genre_fusion.model import ModelConfig, SettingError, build_model, input_names
 from genre_fusion.shards import ShardsError, read_meta
+from genre_fusion.train_statistics import read_statistics
 
 pytest_plugins = ["tests.training_fixtures"]
 
@@ -53,7 +54,7 @@ def _without_lyrics(inputs: dict) -> dict:
 def test_inputs_and_outputs_of_every_variant(shards, tiny_model, variant):
     config = dataclasses.replace(tiny_model, **VARIANTS[variant])
     meta, dataset, (inputs, targets) = _batch(shards, config)
-    model = build_model(config, meta, dataset)
+    model = build_model(config, meta, read_statistics(shards))
 
     uses_embeddings = meta.features.uses_embeddings
     expected = {"audio": ["log_mel"], "lyrics": ["embeddings", "tokens"] if uses_embeddings else ["words"]}
@@ -93,7 +94,7 @@ def test_inputs_and_outputs_of_every_variant(shards, tiny_model, variant):
 
 def test_multi_label_head_is_sigmoid_with_binary_loss(multi_label_shards, tiny_model):
     meta, dataset, (inputs, targets) = _batch(multi_label_shards, tiny_model)
-    model = build_model(tiny_model, meta, dataset)
+    model = build_model(tiny_model, meta, read_statistics(multi_label_shards))
     probabilities = model(inputs).numpy()
     assert probabilities.shape == targets.shape == (BATCH, len(meta.genres))
     assert ((probabilities > 0) & (probabilities < 1)).all()
@@ -108,7 +109,7 @@ def test_mixed_precision_keeps_the_head_float32(learned_shards, tiny_model):
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        model = build_model(config, meta, dataset)
+        model = build_model(config, meta, read_statistics(learned_shards))
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     assert model.get_layer("conv0").compute_dtype == "float16"
@@ -124,7 +125,7 @@ def test_mixed_precision_keeps_the_head_float32(learned_shards, tiny_model):
 def test_saved_model_reloads_with_identical_predictions(learned_shards, tiny_model, tmp_path, fusion):
     config = dataclasses.replace(tiny_model, fusion=fusion)
     meta, dataset, (inputs, _) = _batch(learned_shards, config)
-    model = build_model(config, meta, dataset)
+    model = build_model(config, meta, read_statistics(learned_shards))
     # Trained, so that weights and optimizer state both go through the file.
     model.fit(dataset.take(2), shuffle=False, verbose=0)
     path = tmp_path / "model.keras"
@@ -138,7 +139,7 @@ def test_saved_model_reloads_with_identical_predictions(learned_shards, tiny_mod
 
 def test_hub_model_reloads_with_identical_predictions(hub_shards, tiny_model, tmp_path):
     meta, dataset, (inputs, _) = _batch(hub_shards, tiny_model)
-    model = build_model(tiny_model, meta, dataset)
+    model = build_model(tiny_model, meta, read_statistics(hub_shards))
     model.fit(dataset.take(2), shuffle=False, verbose=0)
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")

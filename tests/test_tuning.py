@@ -22,6 +22,7 @@ from genre_fusion.metrics import evaluate_predictions
 from genre_fusion.model import ModelConfig
 from genre_fusion.shards import read_meta
 from genre_fusion.train_config import CONFIG_FILE, read_run_summary
+from genre_fusion.train_statistics import read_statistics
 from tuning.__main__ import main
 from tuning.hypermodel import GenreHyperModel, TrialTraining
 from tuning.report import BEST_HPARAMS_FILE, LEADERBOARD_FILE, OBJECTIVE_PLOT_FILE
@@ -51,9 +52,9 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
     assert tuning.hypermodel.build_model is genre_fusion.model.build_model
     built = []
 
-    def counting_build_model(config, meta, adapt_data=None):
+    def counting_build_model(config, meta, statistics=None):
         built.append(config)
-        return genre_fusion.model.build_model(config, meta, adapt_data)
+        return genre_fusion.model.build_model(config, meta, statistics)
 
     monkeypatch.setattr(tuning.hypermodel, "build_model", counting_build_model)
     out = tmp_path / "search"
@@ -113,11 +114,11 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
 def test_failures_in_some_trials_are_reported(learned_shards, tmp_path, monkeypatch, capsys):
     builds = []
 
-    def every_second_build_breaks(config, meta, adapt_data=None):
+    def every_second_build_breaks(config, meta, statistics=None):
         builds.append(config)
         if len(builds) % 2 == 0:
             raise RuntimeError("deliberately broken model")
-        return genre_fusion.model.build_model(config, meta, adapt_data)
+        return genre_fusion.model.build_model(config, meta, statistics)
 
     monkeypatch.setattr(tuning.hypermodel, "build_model", every_second_build_breaks)
     out = tmp_path / "search"
@@ -169,13 +170,11 @@ def test_space_follows_modalities_and_mel_bins():
 def _hypermodel(shards: Path, epochs: int, class_weights: bool = False) -> GenreHyperModel:
     meta = read_meta(shards)
     modalities = ("audio", "lyrics")
-    data = {
-        split: make_dataset(shards, split, meta, modalities, 16, training=False) for split in ("train", "val")
-    }
+    validation = make_dataset(shards, "val", meta, modalities, 16, training=False)
     training = TrialTraining(
         data=str(shards), batch_size=16, seed=0, epochs=epochs, patience=epochs, class_weights=class_weights
     )
-    return GenreHyperModel(meta, modalities, SearchSpace(), data["train"], data["val"], training)
+    return GenreHyperModel(meta, modalities, SearchSpace(), read_statistics(shards), validation, training)
 
 
 def test_multi_label_objective_is_evaluations_mean_average_precision(multi_label_shards):

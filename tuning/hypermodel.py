@@ -18,6 +18,7 @@ from genre_fusion.dataset import steps_per_epoch, training_epochs
 from genre_fusion.model import build_model
 from genre_fusion.recipe import Monitor, class_weights, selection_monitor, training_callbacks
 from genre_fusion.shards import ShardsMeta
+from genre_fusion.train_statistics import ShardStatistics
 from tuning.space import SearchSpace
 
 
@@ -44,8 +45,8 @@ class GenreHyperModel(kt.HyperModel):
         meta: the shards' metadata (genres, label mode, features).
         modalities: the modalities of every model of the search.
         space: the ranges of the tuned `ModelConfig` fields.
-        adapt_data: batches of the training split; adapts each model's log-mel normalisation and
-            learned vocabulary, as training does.
+        statistics: the training split's (`genre_fusion.recipe.training_statistics`), which set
+            each model's log-mel normalisation and learned vocabulary, as in training.
         validation_data: batches of (inputs, targets) of the validation split.
         training: how trials train.
     Raises `RunError` for class weights on multi-label shards.
@@ -56,7 +57,7 @@ class GenreHyperModel(kt.HyperModel):
         meta: ShardsMeta,
         modalities: tuple[str, ...],
         space: SearchSpace,
-        adapt_data: tf.data.Dataset,
+        statistics: ShardStatistics,
         validation_data: tf.data.Dataset,
         training: TrialTraining,
     ):
@@ -64,7 +65,7 @@ class GenreHyperModel(kt.HyperModel):
         self.meta = meta
         self.modalities = modalities
         self.space = space
-        self.adapt_data = adapt_data
+        self.statistics = statistics
         self.validation_data = validation_data
         self.training = training
         self.class_weights = class_weights(meta) if training.class_weights else None
@@ -78,7 +79,7 @@ class GenreHyperModel(kt.HyperModel):
         config = self.space.declare(hp, self.modalities, self.meta.features.mel_bins)
         # From the seed, as a training run builds its model: a trial is the run of its settings.
         keras.utils.set_random_seed(self.training.seed)
-        return build_model(config, self.meta, self.adapt_data)
+        return build_model(config, self.meta, self.statistics)
 
     def fit(
         self, hp: kt.HyperParameters, model: keras.Model, *, epochs: int, initial_epoch: int = 0, **kwargs

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import tensorflow as tf
 from keras_tuner.engine.trial import Trial, TrialStatus
 
 from genre_fusion.dataset import make_dataset
@@ -41,7 +40,7 @@ from genre_fusion.model import (
     parse_modalities,
 )
 from genre_fusion.owned_outputs import clear_outputs, record_outputs
-from genre_fusion.recipe import op_determinism
+from genre_fusion.recipe import op_determinism, training_statistics
 from genre_fusion.shards import ShardsMeta, read_meta
 from genre_fusion.train_config import SEED_LIMIT, TrainConfig
 from tuning.hypermodel import GenreHyperModel, TrialTraining
@@ -266,11 +265,6 @@ def run_search(settings: SearchSettings, outputs: tuple[str, ...] = ()) -> Searc
     meta = read_meta(settings.data)
     keras.utils.set_random_seed(settings.seed)
 
-    def split(name: str) -> tf.data.Dataset:
-        return make_dataset(
-            settings.data, name, meta, settings.modalities, settings.batch_size, training=False
-        )
-
     training = TrialTraining(
         data=settings.data,
         batch_size=settings.batch_size,
@@ -279,10 +273,11 @@ def run_search(settings: SearchSettings, outputs: tuple[str, ...] = ()) -> Searc
         patience=settings.patience,
         class_weights=settings.class_weights,
     )
-    # As `genre_fusion.train` adapts: the training split in file order, the same for every trial.
-    hypermodel = GenreHyperModel(
-        meta, settings.modalities, settings.space, split("train"), split("val"), training
+    statistics = training_statistics(settings.data, meta, settings.batch_size)
+    validation = make_dataset(
+        settings.data, "val", meta, settings.modalities, settings.batch_size, training=False
     )
+    hypermodel = GenreHyperModel(meta, settings.modalities, settings.space, statistics, validation, training)
     objective = kt.Objective(hypermodel.monitor.name, direction=hypermodel.monitor.mode)
     recorded = _prepare_out(settings, meta, objective, outputs)
     tuner = _make_tuner(settings, hypermodel, objective)
