@@ -29,12 +29,18 @@ from genre_fusion.owned_outputs import OutputsError, owned_outputs, record_outpu
 from genre_fusion.plots import plot_confusion_matrix, plot_per_genre_f1, plot_training_curves
 from genre_fusion.schema import parse_song
 from genre_fusion.shards import SPLITS, ShardsError, ShardsMeta, read_meta, shard_files
-from genre_fusion.train_config import HISTORY_FILE, RUN_ARTIFACTS, RunError, TrainConfig, read_run_summary
+from genre_fusion.train_config import (
+    EVALUATION_DIR,
+    HISTORY_FILE,
+    LEGACY_RUN_ENTRIES,
+    RUN_KIND,
+    TRAINING_CURVES_FILE,
+    RunError,
+    TrainConfig,
+    read_run_summary,
+)
 
-EVALUATION_DIR = "evaluation"
 METRICS_FILE = "metrics.json"
-TRAINING_CURVES_FILE = "training_curves.png"
-RUN_KIND = "run"  # the kind of a run directory's record of its entries
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -107,7 +113,7 @@ def _record(run_dir: Path, names: Sequence[str]) -> None:
     too, so that `train --overwrite` still knows them as the run's own."""
     kind, recorded = owned_outputs(run_dir)
     if kind is None:
-        names = [*names, *(name for name in RUN_ARTIFACTS if (run_dir / name).exists())]
+        names = [*names, *(name for name in LEGACY_RUN_ENTRIES if (run_dir / name).exists())]
     else:
         foreign = [name for name in names if (run_dir / name).exists() and name not in recorded]
         if foreign:

@@ -14,7 +14,8 @@ class LyricsError(ValueError):
 
 
 def read_lyrics(path: str | Path) -> str | None:
-    """The text of a lyrics file; None when the file is missing; `LyricsError` if not UTF-8."""
+    """The text of a lyrics file; None when the file is missing; `LyricsError` if it is not UTF-8
+    or cannot be read (permissions, I/O errors)."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -22,3 +23,5 @@ def read_lyrics(path: str | Path) -> str | None:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise LyricsError("lyrics not valid UTF-8", f"{path}: {error}") from error
+    except OSError as error:
+        raise LyricsError("unreadable lyrics", f"{path}: {error.strerror or error}") from error

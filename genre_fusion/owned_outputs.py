@@ -25,6 +25,11 @@ class OutputsError(ValueError):
     """A folder whose content this project did not write; the message names what is foreign."""
 
 
+def _is_marker(name: str) -> bool:
+    """The marker, or one that `record_outputs` was writing when it was killed."""
+    return name == MARKER_FILE or (name.startswith(f"{MARKER_FILE}.") and name.endswith(".tmp"))
+
+
 def _article(kind: str) -> str:
     return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
@@ -80,7 +85,9 @@ def foreign_entries(folder: str | Path, kind: str, legacy: Iterable[str] = ()) -
     if marker_kind is None:
         names = frozenset(legacy)
     _check_kind(folder, marker_kind, kind)
-    return sorted(entry.name for entry in folder.iterdir() if entry.name not in names | {MARKER_FILE})
+    return sorted(
+        entry.name for entry in folder.iterdir() if entry.name not in names and not _is_marker(entry.name)
+    )
 
 
 def clear_outputs(folder: str | Path, kind: str, legacy: Iterable[str] = ()) -> None:

@@ -68,6 +68,8 @@ def shard_name(split: str, index: int, count: int) -> str:
 def read_meta(directory: str | Path) -> ShardsMeta:
     """Load and check meta.json; raises `ShardsError` naming the problem and the fix."""
     directory = Path(directory)
+    if directory.is_file():
+        raise ShardsError(f"{directory} is a file: give the folder `python -m data_prep build` wrote")
     if not directory.is_dir():
         raise ShardsError(
             f"shards directory {directory} does not exist: run `python -m data_prep build` first"

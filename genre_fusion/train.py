@@ -70,6 +70,7 @@ from genre_fusion.train_config import (
     LOGS_DIR,
     MODEL_FILE,
     RUN_FILE,
+    RUN_KIND,
     TEMPORARY_SUFFIX,
     TRAINING_OUTPUTS,
     WORKERS_DIR,
@@ -79,7 +80,6 @@ from genre_fusion.train_config import (
 )
 from genre_fusion.train_statistics import ShardStatistics
 
-RUN_KIND = "run"  # the kind of a run directory's record of its entries (`owned_outputs`)
 # The backup's commit record: the epoch a resumed fit() begins with and the weights file to load.
 BACKUP_METADATA_FILE = "training_metadata.json"
 BACKUP_WEIGHTS_PATTERN = "epoch-{:05d}.weights.h5"

@@ -42,6 +42,7 @@ LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
 RUN_FILE = "run.json"
 RUN_ARTIFACTS = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, LOGS_DIR, BACKUP_DIR, RUN_FILE)
+RUN_KIND = "run"  # the kind of a run directory's record of its entries (`owned_outputs`)
 EVALUATION_DIR = "evaluation"
 TRAINING_CURVES_FILE = "training_curves.png"
 # Folder of a multi-worker run where the non-chief workers keep their own logs and backups.

@@ -56,3 +56,11 @@ def test_a_damaged_marker_is_an_error_not_a_traceback(tmp_path):
     (tmp_path / MARKER_FILE).write_text("{not json")
     with pytest.raises(OutputsError, match="damaged"):
         clear_outputs(tmp_path, "run")
+
+
+def test_a_marker_left_half_written_by_a_kill_is_not_foreign(tmp_path):
+    record_outputs(tmp_path, "run", ["model.keras"])
+    (tmp_path / f"{MARKER_FILE}.4242.tmp").write_text('{"kind": "ru')
+    assert foreign_entries(tmp_path, "run") == []
+    clear_outputs(tmp_path, "run")
+    assert not any(tmp_path.iterdir())
