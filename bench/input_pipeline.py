@@ -12,18 +12,23 @@ Trains the default model (`ModelConfig()`) on the training split for N batches, 
 It prints the training songs/s of both (best of R alternating rounds, so that a busy machine
 slows both alike), their ratio (>= 0.9: the pipeline never starves the model), and the songs/s
 the pipeline delivers alone, without a model.
+
+Then it trains E whole epochs with validation, fed as `python -m genre_fusion.train` feeds them
+(`training_epochs`), and prints per epoch its wall time beside steps x the median step: an epoch
+much longer than that stalls somewhere (e.g. a first step that waits for a shuffle buffer).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import keras
 
-from genre_fusion.dataset import make_dataset
+from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
 from genre_fusion.model import MODALITIES, ModelConfig, build_model
 from genre_fusion.recipe import training_statistics
 from genre_fusion.shards import read_meta
@@ -48,6 +53,49 @@ def pipeline_songs_per_second(dataset, batches: int, batch_size: int) -> float:
     return batches * batch_size / (time.perf_counter() - started)
 
 
+class StepClock(keras.callbacks.Callback):
+    """Wall seconds of every training step and of every whole epoch (validation included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list[list[float]] = []
+        self.epochs: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps.append([])
+        self._epoch_started = self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.steps[-1].append(now - self._step_started)
+        self._step_started = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(time.perf_counter() - self._epoch_started)
+
+
+def epoch_times(model: keras.Model, shards: Path, meta, modalities, batch_size: int, epochs: int) -> str:
+    """Train `epochs` epochs as training does; one line per epoch: wall, steps x median step."""
+    clock = StepClock()
+    model.fit(
+        training_epochs(shards, meta, modalities, batch_size, seed=SEED, epochs=epochs),
+        validation_data=make_dataset(shards, "val", meta, modalities, batch_size, training=False),
+        steps_per_epoch=steps_per_epoch(meta, "train", batch_size),
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[clock],
+    )
+    lines = []
+    for epoch, (wall, steps) in enumerate(zip(clock.epochs, clock.steps, strict=True)):
+        median = statistics.median(steps)
+        lines.append(
+            f"  epoch {epoch + 1}: {wall:6.2f} s; {len(steps)} steps x median {median:.3f} s = "
+            f"{len(steps) * median:6.2f} s; first step {steps[0]:.3f} s"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,6 +105,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--modalities", default=",".join(MODALITIES))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="whole epochs timed step by step")
     args = parser.parse_args()
 
     meta = read_meta(args.shards)
@@ -95,6 +144,8 @@ def main() -> int:
         f"  ratio:                {ratio:8.2f} ({verdict} {TARGET_RATIO})\n"
         f"  pipeline alone:       {alone:8.1f} songs/s"
     )
+    print(f"{args.epochs} whole epochs with validation, as training runs them (the first includes tracing):")
+    print(epoch_times(model, args.shards, meta, config.modalities, args.batch_size, args.epochs))
     return 0 if ratio >= TARGET_RATIO else 1
 
 
