@@ -8,6 +8,7 @@ import sys
 from data_prep.labels import DEFAULT_TOP_GENRES
 from data_prep.song_loader import DEFAULT_WORKERS
 from genre_fusion.features import FeatureConfig
+from genre_fusion.interruption import on_interrupt
 
 # TensorFlow (via the builder) is imported inside `build` only: `synth` starts without it.
 
@@ -194,6 +195,7 @@ def _build(args) -> int:
     return 0
 
 
+@on_interrupt("finished shards (and synth's finished files) are kept; rerun the same command to resume")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return _synth(args) if args.command == "synth" else _build(args)

@@ -43,6 +43,7 @@ import pandas as pd
 import tensorflow as tf
 
 from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
+from genre_fusion.interruption import on_interrupt
 from genre_fusion.model import FUSIONS, ModelConfig, SettingError, build_model, option_name
 from genre_fusion.owned_outputs import (
     OutputsError,
@@ -569,6 +570,7 @@ def _fit(
     )
 
 
+@on_interrupt("the epochs finished so far are kept; rerun the same command to resume")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:

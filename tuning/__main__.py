@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from genre_fusion.interruption import on_interrupt
 from genre_fusion.model import MODALITIES, SettingError
 from tuning.report import LEADERBOARD_FILE, REPORT_FILES, format_leaderboard, leaderboard, write_reports
 from tuning.search import PROJECT_NAME, TUNERS, SearchError, SearchResult, SearchSettings, run_search
@@ -77,6 +78,7 @@ def _report(result: SearchResult) -> None:
     )
 
 
+@on_interrupt("finished trials are kept; rerun the same command to resume the search")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
