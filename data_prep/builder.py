@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -543,15 +544,26 @@ def build_shards(config: BuildConfig, workers: int | None = None, progress: bool
         )
     out = Path(config.out)
     _refuse_foreign_folder(out)
+    created = not out.exists()
     try:
         (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BuildError(
             f"--out {out}: cannot create the shards folder ({error.strerror}): expected a writable folder"
         ) from error
-    with _locked(out):
-        meta, kept, rebuilt = _build_locked(config, out, workers or DEFAULT_WORKERS, progress)
+    try:
+        with _locked(out):
+            meta, kept, rebuilt = _build_locked(config, out, workers or DEFAULT_WORKERS, progress)
+    except BaseException:
+        if created and _holds_only_the_lock(out):
+            shutil.rmtree(out)  # a build refused before writing anything leaves no folder behind
+        raise
     return BuildSummary(meta, time.perf_counter() - started, kept, rebuilt)
+
+
+def _holds_only_the_lock(out: Path) -> bool:
+    entries = sorted(path.relative_to(out) for path in out.rglob("*"))
+    return entries == [Path(PROGRESS_DIR), Path(PROGRESS_DIR) / LOCK_FILE]
 
 
 def _build_locked(

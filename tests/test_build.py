@@ -213,11 +213,13 @@ def test_cli_structural_errors_exit_2_with_a_message(
     arguments = ["build", "--manifest", str(manifest_collection), "--out", str(tmp_path / "o"), *options]
     assert main(arguments) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # a refused build leaves no folder behind
 
 
 def test_cli_names_a_manifest_that_does_not_exist(tmp_path: Path, capsys):
     assert main(["build", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "none.csv does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path):
