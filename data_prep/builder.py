@@ -29,7 +29,6 @@ import os
 import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -53,7 +52,7 @@ from data_prep.song_loader import (
 )
 from data_prep.sources import SourceError, read_manifest, read_music4all
 from data_prep.split import SPLIT_NAMES, SplitError, split_by_artist
-from genre_fusion.audio import MIN_SECONDS
+from genre_fusion.audio import MIN_SECONDS, DecoderMessages
 from genre_fusion.features import FeatureConfig
 from genre_fusion.log_mel import LogMelSpectrogram
 from genre_fusion.principal_words import principal_words
@@ -493,40 +492,10 @@ def _remove_stale_shards(out: Path, plan: BuildPlan) -> None:
         temporary.unlink()
 
 
-class _NativeStderr:
-    """Sends file descriptor 2 to a temporary file while open: C libraries (libmpg123's notes such
-    as "Note: Illegal Audio-MPEG-Header") print there from the decoding threads, and would break
-    the progress bar. `terminal` is the real stderr, for the bar; `text` the captured output."""
-
-    def __enter__(self) -> _NativeStderr:
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        self._capture = tempfile.TemporaryFile()
-        os.dup2(self._capture.fileno(), 2)
-        self.terminal = os.fdopen(os.dup(self._saved), "w")
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        sys.stderr.flush()
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self.terminal.close()
-        self._capture.seek(0)
-        self.text = self._capture.read().decode("utf-8", "replace")
-        self._capture.close()
-        if kind is not None:  # a failing build shows everything that led to it
-            sys.stderr.write(self.text)
-
-
-def _report_native_messages(text: str, out: Path) -> None:
-    lines = [line for line in text.splitlines() if line.strip()]
-    if lines:
-        (out / NOTES_FILE).write_text(text, encoding="utf-8")
-        print(
-            f"note: the audio decoder and other libraries printed {len(lines)} lines while decoding "
-            f"(first: {lines[0].strip()!r}); saved in {out / NOTES_FILE}",
-            file=sys.stderr,
-        )
+def _report_native_messages(native: DecoderMessages, out: Path) -> None:
+    if native.summary():
+        (out / NOTES_FILE).write_text(native.text, encoding="utf-8")
+        print(f"note: {native.summary()} while decoding; saved in {out / NOTES_FILE}", file=sys.stderr)
 
 
 def build_shards(config: BuildConfig, workers: int | None = None, progress: bool = True) -> BuildSummary:
@@ -597,7 +566,7 @@ def _build_locked(
         )
     total = sum(len(shard.tasks) for shard in plan.shards)
     with (
-        _NativeStderr() as native,
+        DecoderMessages() as native,
         tqdm(
             total=total,
             initial=total - sum(len(s.tasks) for s in pending),
@@ -615,7 +584,7 @@ def _build_locked(
                 for shard in pending:
                     rejected_before = sum(len(record["rejected"]) for record in done.values())
                     done[shard.name] = _write_shard(out, shard, results, featurize, bar, rejected_before)
-    _report_native_messages(native.text, out)
+    _report_native_messages(native, out)
     return _finish(config, features, plan, done, out), len(plan.shards) - len(pending), rebuilt
 
 

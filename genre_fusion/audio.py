@@ -7,7 +7,10 @@ is turned into samples one way only.
 from __future__ import annotations
 
 import io
+import os
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +153,36 @@ def decode_audio(
     waveform = np.zeros(clip_samples, dtype=np.float32)
     waveform[: len(mono)] = mono
     return Clip(waveform=waveform, seconds=seconds)
+
+
+class DecoderMessages:
+    """Sends file descriptor 2 to a temporary file while open: C libraries (libmpg123's notes such
+    as "Note: Illegal Audio-MPEG-Header") print there from the decoding threads, and would break
+    progress bars and tables. `terminal` is the real stderr, for a bar; `text` the captured output,
+    once closed (`summary()` says it in one line)."""
+
+    def __enter__(self) -> DecoderMessages:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._capture = tempfile.TemporaryFile()
+        os.dup2(self._capture.fileno(), 2)
+        self.terminal = os.fdopen(os.dup(self._saved), "w")
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self.terminal.close()
+        self._capture.seek(0)
+        self.text = self._capture.read().decode("utf-8", "replace")
+        self._capture.close()
+        if kind is not None:  # a failing build shows everything that led to it
+            sys.stderr.write(self.text)
+
+    def summary(self) -> str:
+        """'' when nothing was captured, else one line: how many lines, and the first."""
+        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        return f"the audio decoder and other libraries printed {len(lines)} lines (first: {lines[0]!r})"

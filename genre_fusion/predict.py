@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from genre_fusion.audio import AudioDecodeError, decode_audio
+from genre_fusion.audio import AudioDecodeError, DecoderMessages, decode_audio
 from genre_fusion.export import FEATURES_FILE, LABELS_FILE
 from genre_fusion.features import FeatureConfig
 from genre_fusion.lyrics import LyricsError, read_lyrics
@@ -213,7 +213,10 @@ def predict(
     with ThreadPoolExecutor(min(batch_size, os.cpu_count() or 1)) as pool:
         for start in range(0, len(songs), batch_size):
             batch = songs[start : start + batch_size]
-            loaded = list(pool.map(_try_load, [model] * len(batch), batch))
+            with DecoderMessages() as notes:  # libmpg123's notes would break the table
+                loaded = list(pool.map(_try_load, [model] * len(batch), batch))
+            if notes.summary():
+                print(f"note: {notes.summary()} while decoding", file=sys.stderr)
             good = [item for item in loaded if not isinstance(item, str)]
             ranked = iter(
                 model.classify(np.stack([w for w, _ in good]), [text for _, text in good], top_k)

@@ -202,6 +202,17 @@ def test_corrupt_and_missing_files_get_errors_and_the_others_are_classified(mode
     assert err.count("error: ") == 2
 
 
+def test_decoder_notes_are_summed_up_not_interleaved(models, songs, capfd, tmp_path):
+    """libmpg123 prints notes on file descriptor 2 for a file that is not an MP3 (a README here)."""
+    not_an_mp3 = tmp_path / "fake.mp3"
+    not_an_mp3.write_bytes(Path(__file__).read_bytes() * 3)
+    code = main(["--model", str(models["learned"]), str(not_an_mp3), str(songs["mp3"])])
+    out, err = capfd.readouterr()
+    assert code == 0 and str(songs["mp3"]) in out
+    notes = [line for line in err.splitlines() if "Audio-MPEG-Header" in line]
+    assert notes and all(line.startswith("note: the audio decoder") for line in notes)
+
+
 def test_nothing_classified_is_a_non_zero_exit(models, songs, capsys):
     code, out, err = _run(capsys, "--model", models["learned"], songs["corrupt"], songs["missing"], "--json")
     assert code == 1
