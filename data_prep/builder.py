@@ -52,6 +52,7 @@ from data_prep.song_loader import (
 )
 from data_prep.sources import SourceError, read_manifest, read_music4all
 from data_prep.split import SPLIT_NAMES, SplitError, split_by_artist
+from genre_fusion.atomic_files import write_atomically
 from genre_fusion.audio import MIN_SECONDS, DecoderMessages
 from genre_fusion.features import FeatureConfig
 from genre_fusion.log_mel import LogMelSpectrogram
@@ -448,14 +449,9 @@ def _write_shard(
         "size": (out / shard.name).stat().st_size,
         "statistics": None if statistics is None else statistics.to_dict(),
     }
-    _write_json_atomically(out / PROGRESS_DIR / f"{shard.name}.json", record)
+    write_atomically(out / PROGRESS_DIR / f"{shard.name}.json", json.dumps(record) + "\n")
     return record
 
-
-def _write_json_atomically(path: Path, value) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(value) + "\n")
-    temporary.replace(path)
 
 
 def _kept_shards(out: Path, plan: BuildPlan) -> tuple[dict[str, dict], dict[str, int]]:
@@ -552,7 +548,7 @@ def _build_locked(
     done, rebuilt = _kept_shards(out, plan)
     pending = [shard for shard in plan.shards if shard.name not in done]
     _remove_stale_shards(out, plan)
-    _write_json_atomically(out / PROGRESS_DIR / PLAN_FILE, {"settings": settings})
+    write_atomically(out / PROGRESS_DIR / PLAN_FILE, json.dumps({"settings": settings}) + "\n")
     if pending:
         (out / META_FILE).unlink(missing_ok=True)  # its presence would claim a complete set
         # TensorFlow starts its devices (and prints about them) here, not among the decoder's notes.

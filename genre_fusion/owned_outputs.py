@@ -18,6 +18,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from genre_fusion.atomic_files import write_atomically
+
 MARKER_FILE = ".genre_fusion.json"
 
 
@@ -69,9 +71,9 @@ def record_outputs(folder: str | Path, kind: str, names: Iterable[str]) -> None:
     previous_kind, previous = owned_outputs(folder)
     _check_kind(folder, previous_kind, kind)
     marker = {"kind": kind, "outputs": sorted(previous | set(names))}
-    temporary = folder / f"{MARKER_FILE}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
-    temporary.replace(folder / MARKER_FILE)
+    # A name of this process's own: training and evaluation may record into one run at once.
+    staged = f"{MARKER_FILE}.{os.getpid()}.tmp"
+    write_atomically(folder / MARKER_FILE, json.dumps(marker, indent=1) + "\n", staged)
 
 
 def foreign_entries(folder: str | Path, kind: str, legacy: Iterable[str] = ()) -> list[str]:

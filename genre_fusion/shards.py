@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from genre_fusion.atomic_files import write_atomically
 from genre_fusion.features import FeatureConfig
 from genre_fusion.schema import FORMAT_VERSION
 
@@ -55,10 +56,7 @@ class ShardsMeta:
         return cls(**values)
 
     def write(self, directory: Path) -> None:
-        path = Path(directory) / META_FILE
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
+        write_atomically(Path(directory) / META_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def shard_name(split: str, index: int, count: int) -> str:

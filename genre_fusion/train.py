@@ -42,6 +42,7 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
+from genre_fusion.atomic_files import write_atomically
 from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
 from genre_fusion.interruption import on_interrupt
 from genre_fusion.model import FUSIONS, ModelConfig, SettingError, build_model, option_name
@@ -72,7 +73,6 @@ from genre_fusion.train_config import (
     MODEL_FILE,
     RUN_FILE,
     RUN_KIND,
-    TEMPORARY_SUFFIX,
     TRAINING_OUTPUTS,
     WORKERS_DIR,
     RunError,
@@ -334,9 +334,8 @@ class _RunBackup(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = BACKUP_WEIGHTS_PATTERN.format(epoch + 1)
         self.model.save_weights(self.folder / weights, overwrite=True)
-        temporary = self.folder / (BACKUP_METADATA_FILE + TEMPORARY_SUFFIX)
-        temporary.write_text(json.dumps({"epoch": epoch + 1, "weights": weights}), encoding="utf-8")
-        temporary.replace(self.folder / BACKUP_METADATA_FILE)
+        record = {"epoch": epoch + 1, "weights": weights}
+        write_atomically(self.folder / BACKUP_METADATA_FILE, json.dumps(record))
         for stale in self.folder.glob("*.weights.h5"):
             if stale.name != weights:
                 stale.unlink()
@@ -353,9 +352,7 @@ def _trim_history(path: Path, start_epoch: int) -> pd.DataFrame | None:
     if not kept:
         path.unlink()
         return None
-    temporary = path.with_name(HISTORY_FILE + TEMPORARY_SUFFIX)
-    temporary.write_bytes(header + b"".join(kept))
-    temporary.replace(path)
+    write_atomically(path, header + b"".join(kept))
     return pd.read_csv(path)
 
 
@@ -474,9 +471,7 @@ def _train(config: TrainConfig, meta: ShardsMeta, overwrite: bool, strategy: tf.
         "replicas": strategy.num_replicas_in_sync,
         "precision": MIXED_POLICY if mixed else "float32",
     }
-    temporary = output_dir / (RUN_FILE + TEMPORARY_SUFFIX)
-    temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(output_dir / RUN_FILE)
+    write_atomically(output_dir / RUN_FILE, json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(output_dir / BACKUP_DIR, ignore_errors=True)
     return summary
 

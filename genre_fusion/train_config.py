@@ -31,6 +31,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from genre_fusion.atomic_files import TEMPORARY_SUFFIX, write_atomically
 from genre_fusion.features import FeatureConfig
 from genre_fusion.model import ModelConfig, SettingError, check_flag, check_integer
 from genre_fusion.shards import LABEL_MODES, ShardsMeta
@@ -47,7 +48,6 @@ EVALUATION_DIR = "evaluation"
 TRAINING_CURVES_FILE = "training_curves.png"
 # Folder of a multi-worker run where the non-chief workers keep their own logs and backups.
 WORKERS_DIR = "workers"
-TEMPORARY_SUFFIX = ".tmp"  # a file written under this name, then renamed: a kill leaves it behind
 # What training writes, the files it renames into place included.
 RENAMED_INTO_PLACE = (CONFIG_FILE, HISTORY_FILE, RUN_FILE)
 TRAINING_OUTPUTS = (*RUN_ARTIFACTS, *(name + TEMPORARY_SUFFIX for name in RENAMED_INTO_PLACE))
@@ -140,9 +140,7 @@ class TrainConfig:
         """Write RUN_DIR/config.json (atomically); returns its path."""
         path = Path(run_dir) / CONFIG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(CONFIG_FILE + TEMPORARY_SUFFIX)
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
+        write_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod

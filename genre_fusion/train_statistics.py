@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genre_fusion.atomic_files import write_atomically
+
 STATISTICS_FILE = "train_statistics.json"
 VOCABULARY_FILE = "vocabulary.tsv"
 # TextVectorization's reserved ids: 0 is padding, 1 the out-of-vocabulary token.
@@ -121,8 +123,8 @@ class TrainStatistics:
             "log_mel_variance": [] if self.sums is None else self.variance.tolist(),
             "distinct_words": len(self.words),
         }
-        _write_atomically(shards_dir / STATISTICS_FILE, json.dumps(summary, indent=1) + "\n")
-        _write_atomically(
+        write_atomically(shards_dir / STATISTICS_FILE, json.dumps(summary, indent=1) + "\n")
+        write_atomically(
             shards_dir / VOCABULARY_FILE, "".join(f"{word}\t{count}\n" for word, count in self.ranked_words())
         )
 
@@ -162,8 +164,3 @@ def read_statistics(shards_dir: str | Path) -> ShardStatistics | None:
 def _float64_or_none(values: list | None) -> np.ndarray | None:
     return None if values is None else np.asarray(values, np.float64)
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8", newline="\n")
-    temporary.replace(path)
