@@ -16,6 +16,6 @@ setup(
     packages=find_packages(
         include=["genre_fusion", "genre_fusion.*", "data_prep", "data_prep.*", "tuning", "tuning.*"]
     ),
-    package_data={"genre_fusion": ["resources/*.txt"], "data_prep": ["resources/*.txt"]},
+    package_data={"genre_fusion.features": ["resources/*.txt"]},
     install_requires=REQUIREMENTS,
 )

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from genre_fusion import train
-from genre_fusion.evaluate import evaluate_run
+from genre_fusion.evaluation.evaluate import evaluate_run
 
 SINGLE_MODALITIES = ("audio", "lyrics")
 

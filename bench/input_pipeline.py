@@ -28,11 +28,13 @@ from pathlib import Path
 
 import keras
 
-from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
-from genre_fusion.model import MODALITIES, ModelConfig, build_model
-from genre_fusion.recipe import training_statistics
-from genre_fusion.shards import read_meta
-from genre_fusion.train_config import TrainConfig
+from genre_fusion.data.inputs import MODALITIES
+from genre_fusion.data.pipeline import make_dataset, steps_per_epoch, training_epochs
+from genre_fusion.data.shards import read_meta
+from genre_fusion.model.builder import build_model
+from genre_fusion.model.config import ModelConfig
+from genre_fusion.runs.config import TrainConfig
+from genre_fusion.training.recipe import training_statistics
 
 SEED = 0
 WARMUP_BATCHES = 3  # traces the training step and fills the memory cache's first batches

@@ -34,7 +34,7 @@ import pandas as pd
 import soundfile as sf
 
 from data_prep.song_loader import DEFAULT_WORKERS
-from genre_fusion.features import FeatureConfig
+from genre_fusion.features.config import FeatureConfig
 
 CLIP_SECONDS = 30.0
 SOURCE_RATE = 44_100

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import tensorflow as tf  # noqa: E402
 
-from genre_fusion.schema import SongRecord, serialize_song  # noqa: E402
-from genre_fusion.text_encoders import DEFAULT_BATCH_SIZE, HubTextEncoder  # noqa: E402
+from genre_fusion.data.schema import SongRecord, serialize_song  # noqa: E402
+from genre_fusion.encoders.text import DEFAULT_BATCH_SIZE, HubTextEncoder  # noqa: E402
 from tests.hub_standins import build_tf1_standin  # noqa: E402
 
 ELMO_WIDTH = 1024

@@ -7,7 +7,7 @@ import sys
 
 from data_prep.labels import DEFAULT_TOP_GENRES
 from data_prep.song_loader import DEFAULT_WORKERS
-from genre_fusion.features import FeatureConfig
+from genre_fusion.features.config import FeatureConfig
 from genre_fusion.interruption import on_interrupt
 
 # TensorFlow (via the builder) is imported inside `build` only: `synth` starts without it.
@@ -148,7 +148,7 @@ def _build(args) -> int:
     from data_prep.builder import BuildConfig, BuildError, build_shards
     from data_prep.sources import SourceError
     from data_prep.split import SplitError, parse_fractions
-    from genre_fusion.text_encoders import TextEncoderUnavailable
+    from genre_fusion.encoders.handles import ModuleUnavailable
 
     try:
         config = BuildConfig(
@@ -166,7 +166,7 @@ def _build(args) -> int:
             shard_size=args.shard_size,
         )
         summary = build_shards(config, workers=args.workers, progress=not args.quiet)
-    except (SourceError, BuildError, SplitError, TextEncoderUnavailable) as error:
+    except (SourceError, BuildError, SplitError, ModuleUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:

@@ -52,14 +52,14 @@ from data_prep.song_loader import (
 )
 from data_prep.sources import SourceError, read_manifest, read_music4all
 from data_prep.split import SPLIT_NAMES, SplitError, split_by_artist
-from genre_fusion.atomic_files import write_atomically
-from genre_fusion.audio import MIN_SECONDS, DecoderMessages
-from genre_fusion.features import FeatureConfig
-from genre_fusion.log_mel import LogMelSpectrogram
-from genre_fusion.principal_words import principal_words
-from genre_fusion.schema import FORMAT_VERSION, SongRecord, serialize_song
-from genre_fusion.shards import META_FILE, REJECTED_FILE, SPLITS_FILE, ShardsMeta, shard_name
-from genre_fusion.train_statistics import TrainStatistics
+from genre_fusion.data.schema import FORMAT_VERSION, SongRecord, serialize_song
+from genre_fusion.data.shards import META_FILE, REJECTED_FILE, SPLITS_FILE, ShardsMeta, shard_name
+from genre_fusion.data.train_statistics import TrainStatistics
+from genre_fusion.features.audio import MIN_SECONDS, DecoderMessages
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.log_mel import LogMelSpectrogram
+from genre_fusion.features.principal_words import principal_words
+from genre_fusion.files.atomic import write_atomically
 
 PROGRESS_DIR = "_progress"
 PLAN_FILE = "plan.json"
@@ -397,7 +397,7 @@ def load_text_encoder(features: FeatureConfig):
     """None for `learned`; otherwise the hub encoder, and `features` with its output width."""
     if not features.uses_embeddings:
         return None, features
-    from genre_fusion.text_encoders import HubTextEncoder
+    from genre_fusion.encoders.text import HubTextEncoder
 
     encoder = HubTextEncoder(features.text_encoder, output_key=features.text_output_key)
     return encoder, replace(features, embedding_width=encoder.width)
@@ -497,7 +497,7 @@ def _report_native_messages(native: DecoderMessages, out: Path) -> None:
 def build_shards(config: BuildConfig, workers: int | None = None, progress: bool = True) -> BuildSummary:
     """Run (or resume) a build; returns the written meta and timing.
 
-    Raises `BuildError` (and `SourceError`, `SplitError`, `TextEncoderUnavailable`) naming the
+    Raises `BuildError` (and `SourceError`, `SplitError`, `ModuleUnavailable`) naming the
     problem; a build that keeps no song, or no train or val song, raises `BuildError` after
     writing splits.csv and rejected.csv, without meta.json.
     """

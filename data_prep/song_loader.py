@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_fusion.audio import AudioDecodeError, decode_audio
-from genre_fusion.lyrics import LyricsError, read_lyrics
+from genre_fusion.features.audio import AudioDecodeError, decode_audio
+from genre_fusion.features.lyrics import LyricsError, read_lyrics
 
 # Decoding releases the GIL: one thread per core; TensorFlow's kernels fill the gaps.
 DEFAULT_WORKERS = os.cpu_count() or 1

@@ -59,7 +59,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from genre_fusion.owned_outputs import clear_outputs, foreign_entries, record_outputs
+from genre_fusion.files.owned_outputs import clear_outputs, foreign_entries, record_outputs
 
 GENRES = (
     "rock",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_fusion.audio import AudioDecodeError, decode_audio
+from genre_fusion.features.audio import AudioDecodeError, decode_audio
 from tests.conftest import SAMPLE_RATE, tone
 
 

@@ -14,13 +14,13 @@ import tensorflow as tf
 from data_prep.__main__ import main
 from data_prep.builder import BuildConfig, BuildError, build_shards, plan_build, read_source
 from data_prep.synth import write_demo_collection
-from genre_fusion.audio import decode_audio
-from genre_fusion.features import FeatureConfig
-from genre_fusion.log_mel import LogMelSpectrogram
-from genre_fusion.principal_words import principal_words
-from genre_fusion.schema import parse_song
-from genre_fusion.shards import read_meta, shard_files
-from genre_fusion.train_statistics import read_statistics
+from genre_fusion.data.schema import parse_song
+from genre_fusion.data.shards import read_meta, shard_files
+from genre_fusion.data.train_statistics import read_statistics
+from genre_fusion.features.audio import decode_audio
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.log_mel import LogMelSpectrogram
+from genre_fusion.features.principal_words import principal_words
 
 FEATURES = FeatureConfig(clip_seconds=2.0, mel_bins=32)
 

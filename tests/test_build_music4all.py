@@ -11,10 +11,10 @@ from data_prep import builder
 from data_prep.__main__ import main
 from data_prep.builder import BuildConfig, build_shards
 from data_prep.synth import write_demo_collection
-from genre_fusion.features import FeatureConfig
-from genre_fusion.schema import parse_song
-from genre_fusion.shards import read_meta, shard_files
-from genre_fusion.text_encoders import HubTextEncoder
+from genre_fusion.data.schema import parse_song
+from genre_fusion.data.shards import read_meta, shard_files
+from genre_fusion.encoders.text import HubTextEncoder
+from genre_fusion.features.config import FeatureConfig
 from tests import hub_standins
 
 # The reason recorded in rejected.csv for each fault the demo generator plants.

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genre_fusion import evaluate, train
-from genre_fusion.evaluate import predict_split
-from genre_fusion.metrics import evaluate_predictions
-from genre_fusion.owned_outputs import MARKER_FILE, foreign_entries, owned_outputs, record_outputs
-from genre_fusion.shards import read_meta, shard_files
-from genre_fusion.train_config import MODEL_FILE, RUN_ARTIFACTS
+from genre_fusion import train
+from genre_fusion.data.shards import read_meta, shard_files
+from genre_fusion.evaluation import evaluate
+from genre_fusion.evaluation.evaluate import predict_split
+from genre_fusion.evaluation.metrics import evaluate_predictions
+from genre_fusion.files.owned_outputs import MARKER_FILE, foreign_entries, owned_outputs, record_outputs
+from genre_fusion.runs.layout import MODEL_FILE, RUN_ARTIFACTS
 
 pytest_plugins = ["tests.training_fixtures"]
 

@@ -28,17 +28,18 @@ import tensorflow as tf
 from data_prep.builder import BuildConfig, build_shards
 from data_prep.sources import read_music4all
 from data_prep.synth import write_demo_collection
-from genre_fusion import export
-from genre_fusion.audio import decode_audio
-from genre_fusion.features import FeatureConfig
-from genre_fusion.lyrics import read_lyrics
-from genre_fusion.model import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
-from genre_fusion.owned_outputs import MARKER_FILE, owned_outputs, record_outputs
-from genre_fusion.schema import parse_song
-from genre_fusion.serving import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
-from genre_fusion.shards import SPLITS, read_meta, shard_files
-from genre_fusion.train import main as train_main
-from genre_fusion.train_config import MODEL_FILE, RUN_FILE, TrainConfig
+from genre_fusion.data.inputs import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
+from genre_fusion.data.schema import parse_song
+from genre_fusion.data.shards import SPLITS, read_meta, shard_files
+from genre_fusion.features.audio import decode_audio
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.lyrics import read_lyrics
+from genre_fusion.files.owned_outputs import MARKER_FILE, owned_outputs, record_outputs
+from genre_fusion.runs.config import TrainConfig
+from genre_fusion.runs.layout import MODEL_FILE, RUN_FILE
+from genre_fusion.serving import export
+from genre_fusion.serving.server import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
+from genre_fusion.training.cli import main as train_main
 from tests import hub_standins
 
 ENCODERS = ("learned", "hub")

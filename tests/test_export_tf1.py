@@ -14,7 +14,8 @@ import textwrap
 
 import numpy as np
 
-from genre_fusion import export, train
+from genre_fusion import train
+from genre_fusion.serving import export
 from tests import hub_standins
 from tests.conftest import tone
 

@@ -5,8 +5,8 @@ import pytest
 import data_prep.__main__ as data_prep_cli
 import tuning.__main__ as tuning_cli
 from data_prep import builder
-from genre_fusion import train
 from genre_fusion.interruption import INTERRUPTED_EXIT_CODE
+from genre_fusion.training import cli as train_cli
 
 pytest_plugins = ["tests.training_fixtures"]
 
@@ -18,7 +18,13 @@ def _interrupt(*args, **kwargs):
 @pytest.mark.parametrize(
     ("module", "target", "cli", "arguments", "said"),
     [
-        (train, "train", train.main, ["--data", "{shards}", "--run", "{tmp}/run"], "rerun the same command"),
+        (
+            train_cli,
+            "train",
+            train_cli.main,
+            ["--data", "{shards}", "--run", "{tmp}/run"],
+            "rerun the same command",
+        ),
         (
             builder,
             "build_shards",

@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from genre_fusion.features import FeatureConfig
-from genre_fusion.log_mel import LogMelSpectrogram
-from genre_fusion.shards import ShardsMeta
+from genre_fusion.data.shards import ShardsMeta
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.log_mel import LogMelSpectrogram
 from tests.conftest import SAMPLE_RATE, tone
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from genre_fusion.lyrics import LyricsError, read_lyrics
+from genre_fusion.features.lyrics import LyricsError, read_lyrics
 
 
 def test_text_missing_and_invalid_files(tmp_path: Path):

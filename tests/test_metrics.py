@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from genre_fusion.metrics import evaluate_predictions, format_metrics_table, selection_scores
+from genre_fusion.evaluation.metrics import evaluate_predictions, format_metrics_table, selection_scores
 
 GENRES = ("a", "b", "c", "d")
 

@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from genre_fusion.dataset import make_dataset, steps_per_epoch, training_epochs
-from genre_fusion.fusion import CrossModalAttention, GatedMultimodalUnit, ModalityDropout, SequencePresence
-from genre_fusion.model import ModelConfig, SettingError, build_model, input_names
-from genre_fusion.shards import ShardsError, read_meta
-from genre_fusion.train_statistics import read_statistics
+from genre_fusion.data.inputs import input_names
+from genre_fusion.data.pipeline import make_dataset, steps_per_epoch, training_epochs
+from genre_fusion.data.shards import ShardsError, read_meta
+from genre_fusion.data.train_statistics import read_statistics
+from genre_fusion.model.builder import build_model
+from genre_fusion.model.config import ModelConfig, SettingError
+from genre_fusion.model.cross_modal_attention import CrossModalAttention
+from genre_fusion.model.gated_multimodal_unit import GatedMultimodalUnit
+from genre_fusion.model.modality_dropout import ModalityDropout
+from genre_fusion.model.sequence_presence import SequencePresence
 
 pytest_plugins = ["tests.training_fixtures"]
 
@@ -82,6 +87,12 @@ def test_inputs_and_outputs_of_every_variant(shards, tiny_model, variant):
         assert (tuple(model.input[name].shape), model.input[name].dtype) == (model_shape, dtype)
         assert (tuple(inputs[name].shape), inputs[name].dtype.name) == (batch_shape, dtype)
 
+    # Each modality's encoder is a sub-model of its own, named after it, holding its modality's inputs.
+    encoders = {layer.name: layer for layer in model.layers if isinstance(layer, keras.Model)}
+    assert sorted(encoders) == sorted(f"{modality}_encoder" for modality in config.modalities)
+    for modality, encoder in encoders.items():
+        assert sorted(tensor.name for tensor in encoder.inputs) == sorted(expected[modality.split("_")[0]])
+
     probabilities = model(inputs).numpy()
     assert probabilities.shape == targets.shape == (BATCH, len(meta.genres))
     assert model.output.dtype == "float32"
@@ -112,7 +123,7 @@ def test_mixed_precision_keeps_the_head_float32(learned_shards, tiny_model):
         model = build_model(config, meta, read_statistics(learned_shards))
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
-    assert model.get_layer("conv0").compute_dtype == "float16"
+    assert model.get_layer("audio_encoder").get_layer("conv0").compute_dtype == "float16"
     assert model.get_layer("genres").compute_dtype == "float32"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     history = model.fit(dataset.take(2), shuffle=False, verbose=0)
@@ -132,8 +143,8 @@ def test_saved_model_reloads_with_identical_predictions(learned_shards, tiny_mod
     model.save(path)
     reloaded = keras.models.load_model(path)
     np.testing.assert_array_equal(reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
-    assert reloaded.get_layer("words_vectorization").get_vocabulary() == (
-        model.get_layer("words_vectorization").get_vocabulary()
+    assert reloaded.get_layer("lyrics_encoder").get_layer("words_vectorization").get_vocabulary() == (
+        model.get_layer("lyrics_encoder").get_layer("words_vectorization").get_vocabulary()
     )
 
 

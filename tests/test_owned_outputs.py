@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genre_fusion.owned_outputs import (
+from genre_fusion.files.owned_outputs import (
     MARKER_FILE,
     OutputsError,
     clear_outputs,

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from genre_fusion.metrics import evaluate_predictions
-from genre_fusion.plots import load_history, plot_confusion_matrix, plot_per_genre_f1, plot_training_curves
+from genre_fusion.evaluation.metrics import evaluate_predictions
+from genre_fusion.evaluation.plots import (
+    load_history,
+    plot_confusion_matrix,
+    plot_per_genre_f1,
+    plot_training_curves,
+)
 
 GENRES = ("rock", "pop", "electronic", "hip hop", "jazz")
 CONFUSION = np.array(

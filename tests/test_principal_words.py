@@ -1,4 +1,4 @@
-from genre_fusion.principal_words import principal_words, stop_words
+from genre_fusion.features.principal_words import principal_words, stop_words
 
 DOCUMENTED = """[Chorus]
 Oh, baby, baby! Don't leave me tonight

@@ -1,8 +1,8 @@
 import numpy as np
 import tensorflow as tf
 
-from genre_fusion.features import FeatureConfig
-from genre_fusion.schema import SongRecord, parse_song, serialize_song
+from genre_fusion.data.schema import SongRecord, parse_song, serialize_song
+from genre_fusion.features.config import FeatureConfig
 
 
 def test_round_trip_with_embeddings_padded_to_max_tokens():

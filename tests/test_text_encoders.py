@@ -31,7 +31,18 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from tensorflow.core.protobuf import saved_model_pb2
 
-from genre_fusion import text_encoders as te
+from genre_fusion.encoders import handles
+from genre_fusion.encoders.cli import main as encoders_cli
+from genre_fusion.encoders.freezing import freeze_module
+from genre_fusion.encoders.handles import (
+    ELMO_HANDLE,
+    ModuleUnavailable,
+    load_module,
+    module_path,
+    resolve_handle,
+)
+from genre_fusion.encoders.signatures import is_tf1_module
+from genre_fusion.encoders.text import HubTextEmbedding, HubTextEncoder, TextSignature
 from tests import hub_standins
 
 WIDTH = hub_standins.DEFAULT_WIDTH
@@ -112,32 +123,32 @@ def _module_rows(path: str, texts: list[str], key: str = "elmo") -> list[np.ndar
 
 
 def test_resolve_handle():
-    assert te.resolve_handle("elmo") == te.ELMO_HANDLE == "https://tfhub.dev/google/elmo/3"
+    assert resolve_handle("elmo") == ELMO_HANDLE == "https://tfhub.dev/google/elmo/3"
     kaggle = "https://www.kaggle.com/models/google/elmo/TensorFlow1/elmo/3"
-    assert te.resolve_handle(kaggle) == kaggle
-    assert te.resolve_handle("/models/elmo") == "/models/elmo"
-    assert te.resolve_handle("~/models/elmo") == os.path.expanduser("~/models/elmo")
+    assert resolve_handle(kaggle) == kaggle
+    assert resolve_handle("/models/elmo") == "/models/elmo"
+    assert resolve_handle("~/models/elmo") == os.path.expanduser("~/models/elmo")
 
 
 def test_standins_load_like_elmo_through_hub_load(standins, monkeypatch):
     loaded = []
     real_load = hub.load
     monkeypatch.setattr(hub, "load", lambda path, *a, **k: loaded.append(path) or real_load(path, *a, **k))
-    tf1 = te.HubTextEncoder(standins["tf1"])
-    tf2 = te.HubTextEncoder(standins["tf2"])
+    tf1 = HubTextEncoder(standins["tf1"])
+    tf2 = HubTextEncoder(standins["tf2"])
     assert loaded == [standins["tf1"], standins["tf2"]]
     for encoder in (tf1, tf2):
-        assert encoder.signature == te.TextSignature("default", "text", "elmo", False, WIDTH)
+        assert encoder.signature == TextSignature("default", "text", "elmo", False, WIDTH)
     # TF1 Hub format (tfhub_module.pb) with reference variables: invisible to TF2, as with ELMo.
     assert tf1._module._is_hub_module_v1 and not tf1._module.variables
     assert set(tf1._module.signatures) == {"default", "tokens"}
     assert not tf2._module._is_hub_module_v1
     assert all(isinstance(v, tf.Variable) for v in tf2._module.weights.values())
-    assert te.is_tf1_module(standins["tf1"]) and not te.is_tf1_module(standins["tf2"])
+    assert is_tf1_module(standins["tf1"]) and not is_tf1_module(standins["tf2"])
 
 
 def test_embed_gives_one_row_per_word_and_skips_empty_texts(standin):
-    encoder = te.HubTextEncoder(standin, batch_size=2)
+    encoder = HubTextEncoder(standin, batch_size=2)
     vectors = encoder.embed(TEXTS)
     assert [v.shape for v in vectors] == [(_words(t), WIDTH) for t in TEXTS]
     assert all(v.dtype == np.float32 for v in vectors)
@@ -148,7 +159,7 @@ def test_embed_gives_one_row_per_word_and_skips_empty_texts(standin):
 
 
 def test_each_text_is_encoded_exactly_once(standins):
-    encoder = te.HubTextEncoder(standins["tf1"], batch_size=8)
+    encoder = HubTextEncoder(standins["tf1"], batch_size=8)
     texts = [" ".join(f"w{i}x{j}" for j in range(1 + i % 13)) for i in range(70)] + [""] * 5
     vectors = encoder.embed(texts)
     assert encoder.calls == 70
@@ -157,13 +168,13 @@ def test_each_text_is_encoded_exactly_once(standins):
 
 def test_all_empty_texts_never_reach_the_module(standins):
     # The stand-in fails on a batch of empty strings, so this passes only if nothing is sent.
-    encoder = te.HubTextEncoder(standins["tf1"])
+    encoder = HubTextEncoder(standins["tf1"])
     assert [v.shape for v in encoder.embed(["", "", ""])] == [(0, WIDTH)] * 3
     assert encoder.calls == 0
 
 
 def test_pooled_output_is_a_length_one_sequence(standin):
-    encoder = te.HubTextEncoder(standin, output_key="default")
+    encoder = HubTextEncoder(standin, output_key="default")
     assert encoder.signature.pooled and encoder.width == WIDTH
     vectors = encoder.embed(TEXTS)
     assert [v.shape for v in vectors] == [(1, WIDTH), (0, WIDTH), (1, WIDTH), (1, WIDTH)]
@@ -172,14 +183,14 @@ def test_pooled_output_is_a_length_one_sequence(standin):
 
 
 def test_other_output_keys_and_unknown_key(standins):
-    encoder = te.HubTextEncoder(standins["tf1"], output_key="word_emb")
+    encoder = HubTextEncoder(standins["tf1"], output_key="word_emb")
     assert encoder.width == WIDTH // 2
     with pytest.raises(ValueError, match="no output 'elmo_v2'.*lstm_outputs1"):
-        te.HubTextEncoder(standins["tf1"], output_key="elmo_v2")
+        HubTextEncoder(standins["tf1"], output_key="elmo_v2")
 
 
 def test_layer_output_and_mask(standin):
-    layer = te.HubTextEmbedding(standin)
+    layer = HubTextEmbedding(standin)
     texts = tf.constant(TEXTS)
     output = layer(texts)
     longest = max(_words(t) for t in TEXTS)
@@ -193,36 +204,36 @@ def test_layer_output_and_mask(standin):
 
 
 def test_layer_pooled_output_and_all_empty_batch(standins):
-    pooled = te.HubTextEmbedding(standins["tf1"], output_key="default")
+    pooled = HubTextEmbedding(standins["tf1"], output_key="default")
     texts = tf.constant(TEXTS)
     assert pooled(texts).shape == (len(TEXTS), 1, WIDTH)
     np.testing.assert_array_equal(pooled.compute_mask(texts).numpy()[:, 0], [True, False, True, True])
     # Only instrumental songs in a request: the module is skipped (the stand-in would fail).
     empty = tf.constant(["", ""])
-    sequence = te.HubTextEmbedding(standins["tf1"])
+    sequence = HubTextEmbedding(standins["tf1"])
     assert sequence(empty).shape == (2, 0, WIDTH) and sequence.compute_mask(empty).shape == (2, 0)
     np.testing.assert_array_equal(pooled(empty).numpy(), np.zeros((2, 1, WIDTH)))
     assert not pooled.compute_mask(empty).numpy().any()
 
 
 def test_layer_config_round_trip(standins):
-    layer = te.HubTextEmbedding(
+    layer = HubTextEmbedding(
         standins["tf2"], output_key="lstm_outputs2", name="lyrics_elmo", trainable=False
     )
     config = layer.get_config()
     assert config["handle"] == standins["tf2"] and config["output_key"] == "lstm_outputs2"
     json.dumps(config)
-    clone = te.HubTextEmbedding.from_config(config)
+    clone = HubTextEmbedding.from_config(config)
     assert clone.get_config() == config
     assert (clone.name, clone.trainable, clone.signature) == ("lyrics_elmo", False, layer.signature)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert isinstance(restored, te.HubTextEmbedding) and restored.get_config() == config
+    assert isinstance(restored, HubTextEmbedding) and restored.get_config() == config
 
 
 def _classifier(handle: str) -> keras.Model:
     """lyrics string -> HubTextEmbedding -> masked mean over words -> Dense(3)."""
     lyrics = keras.Input(shape=(), dtype="string", name="lyrics")
-    vectors = te.HubTextEmbedding(handle, name="text_encoder")(lyrics)
+    vectors = HubTextEmbedding(handle, name="text_encoder")(lyrics)
     pooled = keras.layers.GlobalAveragePooling1D()(vectors)  # uses the layer's mask
     keras.utils.set_random_seed(7)
     return keras.Model(lyrics, keras.layers.Dense(3, name="genres")(pooled))
@@ -240,7 +251,7 @@ def test_functional_model_saves_as_keras_and_reloads(standin, tmp_path):
     np.testing.assert_allclose(output, means @ kernel + bias, atol=1e-5)
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
-    assert isinstance(reloaded.get_layer("text_encoder"), te.HubTextEmbedding)
+    assert isinstance(reloaded.get_layer("text_encoder"), HubTextEmbedding)
     np.testing.assert_allclose(reloaded(tf.constant(MODEL_TEXTS)).numpy(), output, atol=1e-6)
 
 
@@ -268,7 +279,7 @@ def served_exports(standins, tmp_path_factory):
     Returns (in-process outputs, served outputs or errors), keyed "unfrozen", "frozen", "tf2"."""
     root = tmp_path_factory.mktemp("exports")
     module = shutil.copytree(standins["tf1"], root / "tf1_module")
-    frozen = te.freeze_module(str(module), root / "tf1_frozen")
+    frozen = freeze_module(str(module), root / "tf1_frozen")
     tf2 = shutil.copytree(standins["tf2"], root / "tf2_module")
     exports, in_process = {}, {}
     for name, handle in (("unfrozen", module), ("frozen", frozen), ("tf2", tf2)):
@@ -310,8 +321,8 @@ def test_unfrozen_tf1_module_exports_but_fails_when_served(served_exports):
 
 
 def test_frozen_module_matches_the_original_on_every_output(standins, tmp_path):
-    frozen = te.freeze_module(standins["tf1"], tmp_path / "frozen")
-    assert not te.is_tf1_module(str(frozen))
+    frozen = freeze_module(standins["tf1"], tmp_path / "frozen")
+    assert not is_tf1_module(str(frozen))
     original, copy = (
         hub.load(standins["tf1"]).signatures["default"],
         hub.load(str(frozen)).signatures["default"],
@@ -322,22 +333,22 @@ def test_frozen_module_matches_the_original_on_every_output(standins, tmp_path):
     assert sorted(got) == sorted(want) == sorted(hub_standins.OUTPUT_KEYS)
     for key in want:
         np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=FROZEN_ATOL)
-    encoder = te.HubTextEncoder(str(frozen))
-    assert encoder.signature == te.TextSignature("default", "text", "elmo", False, WIDTH)
+    encoder = HubTextEncoder(str(frozen))
+    assert encoder.signature == TextSignature("default", "text", "elmo", False, WIDTH)
 
 
 def test_freeze_cli(standins, tmp_path, capsys):
     out = tmp_path / "elmo_frozen"
-    assert te.main(["freeze", standins["tf1"], str(out), "--output-key", "elmo"]) == 0
+    assert encoders_cli(["freeze", standins["tf1"], str(out), "--output-key", "elmo"]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "TF1" in printed and "input 'text'" in printed
     assert (out / "saved_model.pb").exists()
     assert list(hub.load(str(out)).signatures["default"].structured_outputs) == ["elmo"]
-    assert te.main(["freeze", standins["tf2"], str(tmp_path / "tf2_frozen")]) == 0
+    assert encoders_cli(["freeze", standins["tf2"], str(tmp_path / "tf2_frozen")]) == 0
     assert "TF2 format" in capsys.readouterr().out
-    assert te.main(["freeze", standins["tf1"], str(out)]) == 2  # refuses to overwrite
+    assert encoders_cli(["freeze", standins["tf1"], str(out)]) == 2  # refuses to overwrite
     assert "not empty" in capsys.readouterr().err
-    assert te.main(["freeze", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    assert encoders_cli(["freeze", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
     assert "no such folder" in capsys.readouterr().err
 
 
@@ -358,24 +369,24 @@ def test_tf1_standin_varies_what_elmo_leaves_open(tf1_variation):
 
 def test_tf1_variations_are_tf1_and_embed_like_the_elmo_standin(tf1_variation, standins):
     name, path = tf1_variation
-    assert te.is_tf1_module(path)
-    encoder = te.HubTextEncoder(path, batch_size=2)
-    assert encoder.signature == te.TextSignature("default", _setting(name, "input_key"), "elmo", False, WIDTH)
+    assert is_tf1_module(path)
+    encoder = HubTextEncoder(path, batch_size=2)
+    assert encoder.signature == TextSignature("default", _setting(name, "input_key"), "elmo", False, WIDTH)
     # The same weights as the stand-in of the other tests: the same numbers, whatever the names.
     reference = _module_rows(standins["tf1"], TEXTS)
     for got, want in zip(encoder.embed(TEXTS), reference, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
-    output = te.HubTextEmbedding(path)(tf.constant(TEXTS)).numpy()
+    output = HubTextEmbedding(path)(tf.constant(TEXTS)).numpy()
     for row, want in enumerate(reference):
         np.testing.assert_allclose(output[row, : len(want)], want, atol=1e-6)
 
 
 def test_freezing_keeps_the_input_key_and_every_output_whatever_the_placeholder(tf1_variation, tmp_path):
     name, path = tf1_variation
-    frozen = str(te.freeze_module(path, tmp_path / "frozen"))
-    assert not te.is_tf1_module(frozen)
-    original = te.load_module(path).signatures["default"]
-    copy = te.load_module(frozen).signatures["default"]
+    frozen = str(freeze_module(path, tmp_path / "frozen"))
+    assert not is_tf1_module(frozen)
+    original = load_module(path).signatures["default"]
+    copy = load_module(frozen).signatures["default"]
     assert copy.structured_input_signature == original.structured_input_signature
     texts = {_setting(name, "input_key"): tf.constant(TEXTS)}
     want, got = original(**texts), copy(**texts)
@@ -383,21 +394,21 @@ def test_freezing_keeps_the_input_key_and_every_output_whatever_the_placeholder(
     for key in want:
         np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=FROZEN_ATOL, err_msg=key)
     # What an export serves: the layer on the frozen module, as the layer on the original.
-    served, unfrozen = (te.HubTextEmbedding(handle)(tf.constant(TEXTS)).numpy() for handle in (frozen, path))
+    served, unfrozen = (HubTextEmbedding(handle)(tf.constant(TEXTS)).numpy() for handle in (frozen, path))
     np.testing.assert_allclose(served, unfrozen, atol=FROZEN_ATOL)
 
 
-def _assert_helpful(error: te.TextEncoderUnavailable, handle: str) -> None:
+def _assert_helpful(error: ModuleUnavailable, handle: str) -> None:
     message = str(error)
     assert handle in message
     for hint in ("tar.gz", "TFHUB_CACHE_DIR", "--text-encoder learned", "saved_model.pb"):
         assert hint in message
 
 
-def _fails_fast(handle: str) -> te.TextEncoderUnavailable:
+def _fails_fast(handle: str) -> ModuleUnavailable:
     start = time.monotonic()
-    with pytest.raises(te.TextEncoderUnavailable) as caught:
-        te.HubTextEncoder(handle)
+    with pytest.raises(ModuleUnavailable) as caught:
+        HubTextEncoder(handle)
     assert time.monotonic() - start < FAIL_FAST_S
     _assert_helpful(caught.value, handle)
     return caught.value
@@ -420,7 +431,7 @@ def test_elmo_without_network_fails_fast_with_help(empty_hub_cache):
         pass
     else:
         pytest.skip("tfhub.dev resolves here: the real ELMo would be downloaded")
-    _fails_fast(te.resolve_handle("elmo"))
+    _fails_fast(resolve_handle("elmo"))
 
 
 def _closed_port() -> int:
@@ -436,7 +447,7 @@ def test_refused_connection_fails_fast(empty_hub_cache):
 
 def test_silent_server_fails_fast(empty_hub_cache, monkeypatch):
     # Accepts the connection (the kernel does) but never answers: only a socket timeout ends it.
-    monkeypatch.setattr(te, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(handles, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
@@ -444,7 +455,7 @@ def test_silent_server_fails_fast(empty_hub_cache, monkeypatch):
 
 
 def test_hanging_connect_or_dns_fails_fast(empty_hub_cache, monkeypatch):
-    monkeypatch.setattr(te, "CONNECT_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(handles, "CONNECT_TIMEOUT_S", 0.3)
 
     def hang(*args, **kwargs):
         time.sleep(3)  # the abandoned connect ends as a stuck resolver eventually does, in a while
@@ -464,14 +475,14 @@ def test_folder_without_a_module_fails_with_help(tmp_path):
 
 def test_copied_hub_cache_loads_the_url_offline(standin, empty_hub_cache, monkeypatch):
     # The way the error message suggests: a cache folder filled on a machine with internet.
-    handle = te.ELMO_HANDLE
+    handle = ELMO_HANDLE
     shutil.copytree(standin, empty_hub_cache / hashlib.sha1(handle.encode()).hexdigest())
 
     def no_network(*args, **kwargs):
         raise AssertionError("the network was touched")
 
     monkeypatch.setattr(socket, "create_connection", no_network)
-    encoder = te.HubTextEncoder("elmo")
+    encoder = HubTextEncoder("elmo")
     assert encoder.handle == handle and encoder.width == WIDTH
 
 
@@ -525,17 +536,17 @@ def socket_default_timeout(request):
 def test_module_path_leaves_the_default_socket_timeout_as_it_was(
     socket_default_timeout, standins, empty_hub_cache, monkeypatch
 ):
-    monkeypatch.setattr(te, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(handles, "DOWNLOAD_STALL_TIMEOUT_S", 0.5)
     during_download = []
     with _module_server(
         _module_archive(standins["tf2"]), lambda path: during_download.append(socket.getdefaulttimeout())
     ) as url:
-        downloaded = te.module_path(f"{url}/google/elmo/3")
+        downloaded = module_path(f"{url}/google/elmo/3")
     assert (Path(downloaded) / "saved_model.pb").is_file()
     # A stalled download is bounded, by the user's timeout when there is one.
     assert during_download == [0.5 if socket_default_timeout is None else socket_default_timeout]
     assert socket.getdefaulttimeout() == socket_default_timeout
-    assert te.module_path(standins["tf1"]) == standins["tf1"]
+    assert module_path(standins["tf1"]) == standins["tf1"]
     assert socket.getdefaulttimeout() == socket_default_timeout
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -546,8 +557,8 @@ def test_module_path_leaves_the_default_socket_timeout_as_it_was(
             "stalled download": f"http://127.0.0.1:{silent.getsockname()[1]}/x",
         }
         for name, handle in failing.items():
-            with pytest.raises(te.TextEncoderUnavailable):
-                te.module_path(handle)
+            with pytest.raises(ModuleUnavailable):
+                module_path(handle)
             assert socket.getdefaulttimeout() == socket_default_timeout, name
 
 
@@ -570,7 +581,7 @@ def test_overlapping_downloads_restore_the_default_socket_timeout(standins, empt
     with _module_server(_module_archive(standins["tf2"]), before_answer) as url:
 
         def download(name: str) -> None:
-            downloaded[name] = te.module_path(f"{url}/{name}/elmo/3")
+            downloaded[name] = module_path(f"{url}/{name}/elmo/3")
 
         threads = {name: threading.Thread(target=download, args=(name,)) for name in ("first", "second")}
         threads["first"].start()

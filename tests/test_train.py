@@ -25,17 +25,18 @@ from tensorflow.python.framework import config as tf_framework_config
 
 from data_prep.synth import GENRES as SYNTH_GENRES
 from data_prep.synth import audio_group
-from genre_fusion import train as train_module
-from genre_fusion.dataset import make_dataset
-from genre_fusion.evaluate import evaluate_run, predict_split
+from genre_fusion.data.pipeline import make_dataset
+from genre_fusion.data.shards import META_FILE, read_meta
+from genre_fusion.evaluation.evaluate import evaluate_run, predict_split
+from genre_fusion.evaluation.metrics import evaluate_predictions
+from genre_fusion.files.owned_outputs import MARKER_FILE
 from genre_fusion.interruption import INTERRUPTED_EXIT_CODE
-from genre_fusion.metrics import evaluate_predictions
-from genre_fusion.model import ModelConfig
-from genre_fusion.owned_outputs import MARKER_FILE
-from genre_fusion.recipe import class_weights, op_determinism
-from genre_fusion.shards import META_FILE, read_meta
-from genre_fusion.train import main
-from genre_fusion.train_config import RunError, TrainConfig, read_run_summary
+from genre_fusion.model.config import ModelConfig
+from genre_fusion.runs.config import RunError, TrainConfig
+from genre_fusion.runs.loading import read_run_summary
+from genre_fusion.training import trainer as train_module
+from genre_fusion.training.cli import main
+from genre_fusion.training.recipe import class_weights, op_determinism
 
 pytest_plugins = ["tests.training_fixtures"]
 

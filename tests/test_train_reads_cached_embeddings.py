@@ -4,8 +4,9 @@ import json
 
 import tensorflow_hub as hub
 
-from genre_fusion import text_encoders, train
-from genre_fusion.train_config import read_run_summary
+from genre_fusion import train
+from genre_fusion.encoders import text as text_encoders
+from genre_fusion.runs.loading import read_run_summary
 
 pytest_plugins = ["tests.training_fixtures"]
 

@@ -7,9 +7,11 @@ import shutil
 import keras
 import numpy as np
 
-from genre_fusion import recipe, train
-from genre_fusion.train_config import MODEL_FILE, read_run_summary
-from genre_fusion.train_statistics import STATISTICS_FILE, VOCABULARY_FILE, read_statistics
+from genre_fusion import train
+from genre_fusion.data.train_statistics import STATISTICS_FILE, VOCABULARY_FILE, read_statistics
+from genre_fusion.runs.layout import MODEL_FILE
+from genre_fusion.runs.loading import read_run_summary
+from genre_fusion.training import recipe
 
 pytest_plugins = ["tests.training_fixtures"]
 
@@ -25,8 +27,8 @@ def _train_one_epoch(shards, tiny_model, tmp_path) -> keras.Model:
 
 
 def _adapted(model: keras.Model):
-    normalization = model.get_layer("log_mel_normalization")
-    vocabulary = model.get_layer("words_vectorization").get_vocabulary()
+    normalization = model.get_layer("audio_encoder").get_layer("log_mel_normalization")
+    vocabulary = model.get_layer("lyrics_encoder").get_layer("words_vectorization").get_vocabulary()
     return np.ravel(normalization.mean), np.ravel(normalization.variance), vocabulary
 
 

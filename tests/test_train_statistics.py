@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from genre_fusion.train_statistics import TrainStatistics, read_statistics
+from genre_fusion.data.train_statistics import TrainStatistics, read_statistics
 
 
 def _songs(rng, count=7, mel_bins=5):

@@ -14,15 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import genre_fusion.model
+import genre_fusion.model.builder
 import tuning.hypermodel
 from genre_fusion import train
-from genre_fusion.dataset import make_dataset
-from genre_fusion.metrics import evaluate_predictions
-from genre_fusion.model import ModelConfig
-from genre_fusion.shards import read_meta
-from genre_fusion.train_config import CONFIG_FILE, read_run_summary
-from genre_fusion.train_statistics import read_statistics
+from genre_fusion.data.pipeline import make_dataset
+from genre_fusion.data.shards import read_meta
+from genre_fusion.data.train_statistics import read_statistics
+from genre_fusion.evaluation.metrics import evaluate_predictions
+from genre_fusion.model.config import ModelConfig
+from genre_fusion.runs.layout import CONFIG_FILE
+from genre_fusion.runs.loading import read_run_summary
 from tuning.__main__ import main
 from tuning.hypermodel import GenreHyperModel, TrialTraining
 from tuning.report import BEST_HPARAMS_FILE, LEADERBOARD_FILE, OBJECTIVE_PLOT_FILE
@@ -49,12 +50,12 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
     learned_shards, tmp_path, monkeypatch, capsys
 ):
     # The HyperModel's builder is the training builder itself; count its calls.
-    assert tuning.hypermodel.build_model is genre_fusion.model.build_model
+    assert tuning.hypermodel.build_model is genre_fusion.model.builder.build_model
     built = []
 
     def counting_build_model(config, meta, statistics=None):
         built.append(config)
-        return genre_fusion.model.build_model(config, meta, statistics)
+        return genre_fusion.model.builder.build_model(config, meta, statistics)
 
     monkeypatch.setattr(tuning.hypermodel, "build_model", counting_build_model)
     out = tmp_path / "search"
@@ -118,7 +119,7 @@ def test_failures_in_some_trials_are_reported(learned_shards, tmp_path, monkeypa
         builds.append(config)
         if len(builds) % 2 == 0:
             raise RuntimeError("deliberately broken model")
-        return genre_fusion.model.build_model(config, meta, statistics)
+        return genre_fusion.model.builder.build_model(config, meta, statistics)
 
     monkeypatch.setattr(tuning.hypermodel, "build_model", every_second_build_breaks)
     out = tmp_path / "search"

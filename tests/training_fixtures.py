@@ -19,8 +19,8 @@ import pytest
 
 from data_prep.builder import BuildConfig, build_shards
 from data_prep.synth import write_demo_collection
-from genre_fusion.features import FeatureConfig
-from genre_fusion.model import ModelConfig
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.model.config import ModelConfig
 from tests import hub_standins
 
 SONGS = 48

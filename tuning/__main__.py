@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from genre_fusion.data.inputs import MODALITIES
 from genre_fusion.interruption import on_interrupt
-from genre_fusion.model import MODALITIES, SettingError
+from genre_fusion.model.config import SettingError
 from tuning.report import LEADERBOARD_FILE, REPORT_FILES, format_leaderboard, leaderboard, write_reports
 from tuning.search import PROJECT_NAME, TUNERS, SearchError, SearchResult, SearchSettings, run_search
 

@@ -14,11 +14,11 @@ import keras
 import keras_tuner as kt
 import tensorflow as tf
 
-from genre_fusion.dataset import steps_per_epoch, training_epochs
-from genre_fusion.model import build_model
-from genre_fusion.recipe import Monitor, class_weights, selection_monitor, training_callbacks
-from genre_fusion.shards import ShardsMeta
-from genre_fusion.train_statistics import ShardStatistics
+from genre_fusion.data.pipeline import steps_per_epoch, training_epochs
+from genre_fusion.data.shards import ShardsMeta
+from genre_fusion.data.train_statistics import ShardStatistics
+from genre_fusion.model.builder import build_model
+from genre_fusion.training.recipe import Monitor, class_weights, selection_monitor, training_callbacks
 from tuning.space import SearchSpace
 
 

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from genre_fusion.plots import DPI
+from genre_fusion.evaluation.plots import DPI
 from tuning.search import SearchResult
 
 BEST_HPARAMS_FILE = "best_hparams.json"

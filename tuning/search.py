@@ -28,21 +28,15 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-from keras_tuner.engine.trial import Trial, TrialStatus
 
-from genre_fusion.dataset import make_dataset
-from genre_fusion.model import (
-    MODALITIES,
-    ModelConfig,
-    SettingError,
-    check_flag,
-    check_integer,
-    parse_modalities,
-)
-from genre_fusion.owned_outputs import clear_outputs, record_outputs
-from genre_fusion.recipe import op_determinism, training_statistics
-from genre_fusion.shards import ShardsMeta, read_meta
-from genre_fusion.train_config import SEED_LIMIT, TrainConfig
+from genre_fusion.compat import Trial, TrialStatus, ended_trial_ids, set_max_trials, started_trial_ids
+from genre_fusion.data.inputs import MODALITIES
+from genre_fusion.data.pipeline import make_dataset
+from genre_fusion.data.shards import ShardsMeta, read_meta
+from genre_fusion.files.owned_outputs import clear_outputs, record_outputs
+from genre_fusion.model.config import ModelConfig, SettingError, check_flag, check_integer, parse_modalities
+from genre_fusion.runs.config import SEED_LIMIT, TrainConfig
+from genre_fusion.training.recipe import op_determinism, training_statistics
 from tuning.hypermodel import GenreHyperModel, TrialTraining
 from tuning.space import SearchSpace
 
@@ -214,8 +208,7 @@ def _make_tuner(settings: SearchSettings, hypermodel: kt.HyperModel, objective: 
     }
     if settings.tuner == "hyperband":
         tuner = kt.Hyperband(max_epochs=settings.epochs, factor=HYPERBAND_FACTOR, **common)
-        # HyperbandOracle takes no max_trials argument, but Oracle.create_trial honours the attribute.
-        tuner.oracle.max_trials = settings.max_trials
+        set_max_trials(tuner, settings.max_trials)
         return tuner
     if settings.tuner == "bayesian":
         return kt.BayesianOptimization(max_trials=settings.max_trials, **common)
@@ -225,7 +218,7 @@ def _make_tuner(settings: SearchSettings, hypermodel: kt.HyperModel, objective: 
 def _stopped_by_failures(oracle: kt.Oracle) -> bool:
     """Whether the last trials that ended were MAX_CONSECUTIVE_FAILED_TRIALS failures (Keras Tuner's
     reason to raise RuntimeError from `search`)."""
-    last = oracle.end_order[-MAX_CONSECUTIVE_FAILED_TRIALS:]
+    last = ended_trial_ids(oracle)[-MAX_CONSECUTIVE_FAILED_TRIALS:]
     return len(last) == MAX_CONSECUTIVE_FAILED_TRIALS and all(
         oracle.trials[trial_id].status == TrialStatus.FAILED for trial_id in last
     )
@@ -293,7 +286,7 @@ def run_search(settings: SearchSettings, outputs: tuple[str, ...] = ()) -> Searc
             raise
 
     oracle = tuner.oracle
-    trials = [_trial_result(oracle.trials[trial_id]) for trial_id in oracle.start_order]
+    trials = [_trial_result(oracle.trials[trial_id]) for trial_id in started_trial_ids(oracle)]
     best = [trial for trial in oracle.get_best_trials(1) if trial.status == TrialStatus.COMPLETED]
     result = SearchResult(
         settings=settings,

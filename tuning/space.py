@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import keras_tuner as kt
 
-from genre_fusion.model import AUDIO, FUSIONS, LYRICS, POOL_SIZE, ModelConfig, max_conv_blocks
+from genre_fusion.data.inputs import AUDIO, LYRICS
+from genre_fusion.model.config import FUSIONS, POOL_SIZE, ModelConfig, max_conv_blocks
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from genre_fusion.model import EMBEDDINGS_INPUT, LOG_MEL_INPUT, input_names
-from genre_fusion.schema import parse_song
-from genre_fusion.shards import ShardsError, ShardsMeta, shard_files
+from genre_fusion.data.inputs import EMBEDDINGS_INPUT, LOG_MEL_INPUT, input_names
+from genre_fusion.data.schema import parse_song
+from genre_fusion.data.shards import ShardsError, ShardsMeta, shard_files
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Serialized songs held for shuffling: a 30 s log-mel is about 330 kB, so about 340 MB.

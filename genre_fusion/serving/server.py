@@ -33,11 +33,11 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from genre_fusion.features import FeatureConfig
-from genre_fusion.log_mel import LogMelSpectrogram
-from genre_fusion.model import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
-from genre_fusion.principal_words import principal_words_tensor
-from genre_fusion.text_encoders import HubTextEmbedding
+from genre_fusion.data.inputs import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
+from genre_fusion.encoders.text import HubTextEmbedding
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.log_mel import LogMelSpectrogram
+from genre_fusion.features.principal_words import principal_words_tensor
 
 WAVEFORM = "waveform"
 LYRICS = "lyrics"

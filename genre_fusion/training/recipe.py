@@ -35,15 +35,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# TensorFlow exports only `enable_op_determinism`; its reading and undoing live in this module.
-from tensorflow.python.framework import config as tf_framework_config
-
-from genre_fusion.dataset import epoch_seed, make_dataset
-from genre_fusion.metrics import selection_scores
-from genre_fusion.model import LOG_MEL_INPUT, MODALITIES, WORDS_INPUT, ModelConfig
-from genre_fusion.shards import ShardsMeta
-from genre_fusion.train_config import RunError
-from genre_fusion.train_statistics import ShardStatistics, TrainStatistics, read_statistics
+from genre_fusion.compat import disable_op_determinism, is_op_determinism_enabled
+from genre_fusion.data.inputs import LOG_MEL_INPUT, MODALITIES, WORDS_INPUT
+from genre_fusion.data.pipeline import epoch_seed, make_dataset
+from genre_fusion.data.shards import ShardsMeta
+from genre_fusion.data.train_statistics import ShardStatistics, TrainStatistics, read_statistics
+from genre_fusion.evaluation.metrics import selection_scores
+from genre_fusion.model.config import ModelConfig
+from genre_fusion.runs.config import RunError
 
 VALIDATION_PREFIX = "val_"
 # The name Keras gives every random layer's state (`keras.random.SeedGenerator`).
@@ -83,7 +82,7 @@ class Progress:
 def op_determinism(enabled: bool) -> Iterator[None]:
     """TF op determinism on (or off) while the block runs; as it was before afterwards, whether the
     block returns or raises (the setting is process-wide)."""
-    before = tf_framework_config.is_op_determinism_enabled()
+    before = is_op_determinism_enabled()
     _set_op_determinism(enabled)
     try:
         yield
@@ -95,7 +94,7 @@ def _set_op_determinism(enabled: bool) -> None:
     if enabled:
         tf.config.experimental.enable_op_determinism()
     else:
-        tf_framework_config.disable_op_determinism()
+        disable_op_determinism()
 
 
 def selection_monitor(label_mode: str, use_class_weights: bool) -> Monitor:

@@ -1,25 +1,4 @@
-"""Training settings and the run directory they describe.
-
-A run directory holds:
-
-| path                 | written by                   | content                                        |
-|----------------------|------------------------------|------------------------------------------------|
-| `.genre_fusion.json` | start of training            | the entries the project wrote here             |
-|                      |                              | (`genre_fusion.owned_outputs`, kind ``run``)   |
-| `config.json`        | start of training            | `TrainConfig`, with the shards' genres, label  |
-|                      |                              | mode and `FeatureConfig`                       |
-| `model.keras`        | `ModelCheckpoint`            | the model of the best epoch by the run's       |
-|                      |                              | monitor (`genre_fusion.recipe`)                |
-| `history.csv`        | `CSVLogger`                  | one row per finished epoch (``epoch`` counts   |
-|                      |                              | from 0)                                        |
-| `logs/`              | `TensorBoard`                | training curves                                |
-| `backup/`            | `BackupAndRestore`           | state of the last finished epoch, for          |
-|                      |                              | resuming; removed when the run finishes        |
-| `run.json`           | end of training              | ``{"finished": true, ...}``, the monitor and   |
-|                      |                              | the best epoch's metrics; its presence marks a |
-|                      |                              | finished run                                   |
-| `evaluation/`,       | `genre_fusion.evaluate`      | metrics and plots per split; training curves   |
-| `training_curves.png`|                              |                                                |
+"""`TrainConfig`: the settings of a training run, saved as its config.json.
 
 `config.json` alone is enough to rebuild the model and to read the shards it was trained on:
 `TrainConfig.load(run_dir)`, then `check_shards(meta)` before using other shards.
@@ -31,29 +10,12 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from genre_fusion.atomic_files import TEMPORARY_SUFFIX, write_atomically
-from genre_fusion.features import FeatureConfig
-from genre_fusion.model import ModelConfig, SettingError, check_flag, check_integer
-from genre_fusion.shards import LABEL_MODES, ShardsMeta
+from genre_fusion.data.shards import LABEL_MODES, ShardsMeta
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.files.atomic import write_atomically
+from genre_fusion.model.config import ModelConfig, SettingError, check_flag, check_integer
+from genre_fusion.runs.layout import CONFIG_FILE
 
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-LOGS_DIR = "logs"
-BACKUP_DIR = "backup"
-RUN_FILE = "run.json"
-RUN_ARTIFACTS = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, LOGS_DIR, BACKUP_DIR, RUN_FILE)
-RUN_KIND = "run"  # the kind of a run directory's record of its entries (`owned_outputs`)
-EVALUATION_DIR = "evaluation"
-TRAINING_CURVES_FILE = "training_curves.png"
-# Folder of a multi-worker run where the non-chief workers keep their own logs and backups.
-WORKERS_DIR = "workers"
-# What training writes, the files it renames into place included.
-RENAMED_INTO_PLACE = (CONFIG_FILE, HISTORY_FILE, RUN_FILE)
-TRAINING_OUTPUTS = (*RUN_ARTIFACTS, *(name + TEMPORARY_SUFFIX for name in RENAMED_INTO_PLACE))
-# What a run directory made before `owned_outputs` existed may hold: a run whose config.json loads
-# as a `TrainConfig` owns these.
-LEGACY_RUN_ENTRIES = (*TRAINING_OUTPUTS, WORKERS_DIR, EVALUATION_DIR, TRAINING_CURVES_FILE)
 SEED_LIMIT = 2**32 - 1  # NumPy's and TensorFlow's largest seed
 
 
@@ -161,9 +123,3 @@ class TrainConfig:
                 f"{path} is not the config.json of a `python -m genre_fusion.train` run ({error}): "
                 f"{run_dir} is not a run directory"
             ) from None
-
-
-def read_run_summary(run_dir: str | Path) -> dict | None:
-    """RUN_DIR/run.json of a finished run, or None while the run is unfinished."""
-    path = Path(run_dir) / RUN_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from genre_fusion.features import FeatureConfig
+from genre_fusion.features.config import FeatureConfig
 
 FORMAT_VERSION = 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from genre_fusion.features import DEFAULT_MEL_FMIN, DEFAULT_TOP_DB, FeatureConfig
+from genre_fusion.features.config import DEFAULT_MEL_FMIN, DEFAULT_TOP_DB, FeatureConfig
 
 MIN_POWER = 1e-10
 

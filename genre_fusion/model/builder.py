@@ -1,6 +1,8 @@
 """The genre model: an audio branch and a lyrics branch, fused, with a softmax (or sigmoid) head.
 
-`build_model(config, meta, statistics)` is the one builder shared by training and tuning:
+`build_model(config, meta, statistics)` is the one builder shared by training and tuning. Each
+modality's encoder is a named sub-model (``audio_encoder``, ``lyrics_encoder``), called on the
+model's inputs, then fused:
 
 - Audio: log-mel [batch, mel_bins, frames] -> per-mel-bin normalisation -> `conv_blocks` blocks of
   Conv2D 3x3, batch norm, ReLU, 2x2 max pooling (filters `conv_filters`, doubling per block), read
@@ -9,202 +11,52 @@
 - Lyrics: token vectors (the learned encoder: `TextVectorization` over the training split's most
   frequent words and a trainable embedding; or the cached hub embeddings) -> token mask (modality dropout in
   training) -> `lstm_layers` stacked LSTMs -> mean over the valid tokens -> dense, zeroed for a
-  song without lyrics, beside a has-lyrics flag (see `fusion.py`).
+  song without lyrics, beside a has-lyrics flag (`SequencePresence`).
 - Fusion: ``concat`` (the proposal: concatenation into dense layers), ``gated`` (gated multimodal
   unit) or ``attention`` (symmetric cross-modal attention between the audio frames and the LSTM
   outputs per token, instead of the two poolings), then dense -> head. Only the branches of
   `modalities` are built.
 
-Inputs, by name (a contract with the data pipeline and the export): ``log_mel`` float32
-[batch, mel_bins, frames]; with the learned encoder ``words`` string [batch] (principal words, ""
-without lyrics); with a hub encoder ``embeddings`` float32 [batch, max_tokens, width] (zero-padded)
-and ``tokens`` int32 [batch] (valid rows, 0 without lyrics). Output: genre probabilities float32
+Inputs by name, as `genre_fusion.data.inputs` lists them. Output: genre probabilities float32
 [batch, genres], softmax for ``single`` label mode, sigmoid for ``multi``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import keras
 from keras import ops
 
-from genre_fusion.features import FeatureConfig
-from genre_fusion.fusion import CrossModalAttention, GatedMultimodalUnit, ModalityDropout, SequencePresence
-from genre_fusion.shards import ShardsMeta
-from genre_fusion.train_statistics import ShardStatistics
+from genre_fusion.data.inputs import AUDIO, EMBEDDINGS_INPUT, LOG_MEL_INPUT, LYRICS, TOKENS_INPUT, WORDS_INPUT
+from genre_fusion.data.shards import ShardsMeta
+from genre_fusion.data.train_statistics import ShardStatistics
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.model.config import ATTENTION_HEADS, POOL_SIZE, ModelConfig
+from genre_fusion.model.cross_modal_attention import CrossModalAttention
+from genre_fusion.model.gated_multimodal_unit import GatedMultimodalUnit
+from genre_fusion.model.modality_dropout import ModalityDropout
+from genre_fusion.model.sequence_presence import SequencePresence
 
-AUDIO = "audio"
-LYRICS = "lyrics"
-MODALITIES = (AUDIO, LYRICS)
-FUSIONS = ("concat", "gated", "attention")
-
-LOG_MEL_INPUT = "log_mel"
-WORDS_INPUT = "words"
-EMBEDDINGS_INPUT = "embeddings"
-TOKENS_INPUT = "tokens"
 OUTPUT_NAME = "genres"
-
+AUDIO_ENCODER = "audio_encoder"
+LYRICS_ENCODER = "lyrics_encoder"
 KERNEL_SIZE = 3
-POOL_SIZE = 2
-ATTENTION_HEADS = 4
 TOP_K = 3
 # Keras' default 0.99 leaves the moving statistics of a small training split (a few hundred
 # steps in all) far from the batch statistics, and inference far from training.
 BATCH_NORM_MOMENTUM = 0.9
-# The learned encoder's vocabulary: padding, out-of-vocabulary and at least one word.
-MIN_VOCABULARY_SIZE = 3
-
-
-def max_conv_blocks(mel_bins: int) -> int:
-    """The most conv blocks whose pooling leaves at least one of `mel_bins` mel bins."""
-    blocks = 0
-    while POOL_SIZE ** (blocks + 1) <= mel_bins:
-        blocks += 1
-    return blocks
-
-
-def option_name(setting: str) -> str:
-    """The command-line option of a setting: ``lstm_units`` -> ``--lstm-units``."""
-    return "--" + setting.replace("_", "-")
-
-
-class SettingError(ValueError):
-    """A setting whose value cannot work. `setting` names the field and `problem` says what is
-    expected; ``str()`` joins them ("lstm_units must be an integer >= 1, got 0")."""
-
-    def __init__(self, setting: str, problem: str):
-        super().__init__(f"{setting} {problem}")
-        self.setting = setting
-        self.problem = problem
-
-    def for_option(self) -> str:
-        """The message as the command line names the setting: "--lstm-units must be ..."."""
-        return f"{option_name(self.setting)} {self.problem}"
-
-
-def check_integer(setting: str, value, lowest: int, highest: int | None = None) -> int:
-    """`value` when it is an integer (a bool is not) in [lowest, highest]; `SettingError` otherwise."""
-    in_range = f">= {lowest}" if highest is None else f"in [{lowest}, {highest}]"
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise SettingError(setting, f"must be an integer {in_range}, got {value!r}")
-    if value < lowest or (highest is not None and value > highest):
-        raise SettingError(setting, f"must be an integer {in_range}, got {value}")
-    return value
-
-
-def check_fraction(setting: str, value) -> float:
-    """`value` as a float when it is a number in [0, 1); `SettingError` otherwise."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise SettingError(setting, f"must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_flag(setting: str, value) -> bool:
-    """`value` when it is a bool (JSON true/false); `SettingError` otherwise."""
-    if not isinstance(value, bool):
-        raise SettingError(setting, f"must be true or false, got {value!r}")
-    return value
-
-
-def parse_modalities(value) -> tuple[str, ...]:
-    """"audio, lyrics" (spaces allowed) or a sequence of names -> a tuple of distinct known modalities;
-    `SettingError` otherwise."""
-    names = value.split(",") if isinstance(value, str) else value
-    if isinstance(names, list | tuple) and all(isinstance(name, str) for name in names):
-        names = tuple(name.strip() for name in names if name.strip())
-        if names and set(names) <= set(MODALITIES) and len(set(names)) == len(names):
-            return names
-    raise SettingError(
-        "modalities", f"must be one or both of {', '.join(MODALITIES)} (comma-separated), got {value!r}"
-    )
-
-
-@dataclass
-class ModelConfig:
-    """Architecture and optimiser settings; every field is a tunable hyperparameter.
-
-    Every value is checked here, for training and tuning alike: `SettingError` names the field of
-    a value of the wrong type or range. Numbers of float fields come back as floats."""
-
-    modalities: tuple[str, ...] = (AUDIO, LYRICS)
-    conv_blocks: int = 4
-    conv_filters: int = 32  # filters of the first conv block; doubled by each following block
-    lstm_layers: int = 2
-    lstm_units: int = 64
-    dense_units: int = 128
-    dropout: float = 0.3
-    fusion: str = "concat"
-    modality_dropout: float = 0.2  # fraction of training songs whose lyrics are hidden (fused model)
-    embedding_dim: int = 64  # learned encoder only
-    vocabulary_size: int = 20000  # learned encoder only; padding and out-of-vocabulary included
-    learning_rate: float = 3e-3
-
-    def __post_init__(self):
-        self.modalities = parse_modalities(self.modalities)
-        sizes = ("conv_blocks", "conv_filters", "lstm_layers", "lstm_units", "dense_units", "embedding_dim")
-        for name in sizes:
-            check_integer(name, getattr(self, name), 1)
-        check_integer("vocabulary_size", self.vocabulary_size, MIN_VOCABULARY_SIZE)
-        for name in ("dropout", "modality_dropout"):
-            setattr(self, name, check_fraction(name, getattr(self, name)))
-        if not isinstance(self.fusion, str) or self.fusion not in FUSIONS:
-            raise SettingError("fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        rate = self.learning_rate
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 < rate < math.inf:
-            raise SettingError("learning_rate", f"must be a finite number > 0, got {rate!r}")
-        self.learning_rate = float(rate)
-        if self.fusion == "attention" and self.dense_units % ATTENTION_HEADS:
-            raise SettingError(
-                "dense_units",
-                f"must be a multiple of {ATTENTION_HEADS} for attention fusion (it splits them over "
-                f"{ATTENTION_HEADS} heads), got {self.dense_units}",
-            )
-
-    def check_features(self, features: FeatureConfig) -> None:
-        """Raise ValueError when these settings cannot work on clips of `features`."""
-        most = max_conv_blocks(features.mel_bins)
-        if AUDIO in self.modalities and self.conv_blocks > most:
-            raise SettingError(
-                "conv_blocks",
-                f"must be at most {most}: more pool the {features.mel_bins} mel bins of the shards below 1, "
-                f"got {self.conv_blocks}",
-            )
-
-    @property
-    def fused(self) -> bool:
-        return len(self.modalities) == len(MODALITIES)
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        values["modalities"] = list(self.modalities)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelConfig:
-        """Field values -> config; unknown names are an error (a typo must not pass silently)."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown model settings {unknown}; known: {sorted(known)}")
-        return cls(**values)
-
-
-def input_names(modalities: tuple[str, ...], features: FeatureConfig) -> tuple[str, ...]:
-    """The model's input names for these modalities and this text encoder."""
-    names = []
-    if AUDIO in modalities:
-        names.append(LOG_MEL_INPUT)
-    if LYRICS in modalities:
-        names += [EMBEDDINGS_INPUT, TOKENS_INPUT] if features.uses_embeddings else [WORDS_INPUT]
-    return tuple(names)
+# The layers of the project that a saved model names; `keras.models.load_model` needs them.
+CUSTOM_LAYERS = {
+    keras.saving.get_registered_name(layer): layer
+    for layer in (ModalityDropout, SequencePresence, GatedMultimodalUnit, CrossModalAttention)
+}
 
 
 @dataclass(frozen=True)
 class _Branch:
-    """What a branch hands to the fusion: a vector [batch, width] per song, or for attention a
-    sequence [batch, steps, dense_units]; the lyrics branch adds its token mask bool [batch, steps]
+    """What an encoder hands to the fusion: a vector [batch, width] per song, or for attention a
+    sequence [batch, steps, dense_units]; the lyrics encoder adds its token mask bool [batch, steps]
     and has-lyrics flag [batch, 1]."""
 
     vector: keras.KerasTensor | None = None
@@ -213,11 +65,12 @@ class _Branch:
     present: keras.KerasTensor | None = None
 
 
-def _audio_branch(
-    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None, inputs: dict
-) -> _Branch:
+def audio_encoder(
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None
+) -> keras.Model:
+    """The audio encoder: log-mel float32 [batch, mel_bins, frames] -> a vector [batch, dense_units],
+    or for attention fusion a sequence of frames [batch, steps, dense_units]."""
     log_mel = keras.Input((features.mel_bins, None), name=LOG_MEL_INPUT, dtype="float32")
-    inputs[LOG_MEL_INPUT] = log_mel
     # Per mel bin, by the training split's statistics; float32 whatever the policy (dB values).
     normalization = keras.layers.Normalization(
         axis=1,
@@ -242,11 +95,13 @@ def _audio_branch(
         _, _, bins, channels = x.shape
         frames = keras.layers.Reshape((-1, bins * channels), name="audio_frames")(x)
         frames = keras.layers.Dense(config.dense_units, activation="relu", name="audio_frames_dense")(frames)
-        return _Branch(sequence=frames)
+        return keras.Model(log_mel, frames, name=AUDIO_ENCODER)
     pooled = keras.layers.GlobalAveragePooling2D(name="audio_pool")(x)
     pooled = keras.layers.Dropout(config.dropout, name="audio_dropout")(pooled)
     vector = keras.layers.Dense(config.dense_units, activation="relu", name="audio_dense")(pooled)
-    return _Branch(vector=vector)
+    return keras.Model(log_mel, vector, name=AUDIO_ENCODER)
+
+
 
 
 def _token_vectors(
@@ -279,9 +134,15 @@ def _token_vectors(
     return vectors, ops.not_equal(ids, 0)
 
 
-def _lyrics_branch(
-    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None, inputs: dict
-) -> _Branch:
+
+def lyrics_encoder(
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None
+) -> keras.Model:
+    """The lyrics encoder: its inputs (`_token_vectors`) -> for concat and gated fusion (and lyrics
+    alone) a vector [batch, dense_units + 1] (zeros for a song without lyrics, then the has-lyrics
+    flag) and the flag [batch, 1]; for attention fusion the LSTM outputs [batch, max_tokens,
+    dense_units], the token mask bool [batch, max_tokens] and the flag."""
+    inputs: dict[str, keras.KerasTensor] = {}
     x, mask = _token_vectors(config, features, statistics, inputs)
     if config.fused and config.modality_dropout:
         mask = ModalityDropout(config.modality_dropout, name="lyrics_dropout")(mask)
@@ -294,13 +155,39 @@ def _lyrics_branch(
 
     if config.fusion == "attention" and config.fused:
         sequence = keras.layers.Dense(config.dense_units, activation="relu", name="lyrics_tokens_dense")(x)
-        return _Branch(sequence=sequence, mask=mask, present=present)
+        return keras.Model(inputs, [sequence, mask, present], name=LYRICS_ENCODER)
     # The mean over the valid steps rather than the last state: every word's output reaches the
     # loss directly, which trains much faster on a small collection.
     x = keras.layers.GlobalAveragePooling1D(name="lyrics_pool")(x, mask=guarded_mask)
     vector = keras.layers.Dense(config.dense_units, activation="relu", name="lyrics_dense")(x)
     vector = keras.layers.Multiply(name="lyrics_if_present")([vector, present])
-    return _Branch(vector=keras.layers.Concatenate(name="lyrics_vector")([vector, present]), present=present)
+    vector = keras.layers.Concatenate(name="lyrics_vector")([vector, present])
+    return keras.Model(inputs, [vector, present], name=LYRICS_ENCODER)
+
+
+def _encode(encoder: keras.Model, inputs: dict[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """Call `encoder` on model inputs of the same names as its own, made here and added to `inputs`."""
+    for tensor in encoder.inputs:
+        inputs[tensor.name] = keras.Input(tensor.shape[1:], name=tensor.name, dtype=tensor.dtype)
+    own = {tensor.name: inputs[tensor.name] for tensor in encoder.inputs}
+    outputs = encoder(own if isinstance(encoder.input, dict) else next(iter(own.values())))
+    return outputs if isinstance(outputs, list | tuple) else [outputs]
+
+
+def _audio_branch(config: ModelConfig, encoder: keras.Model, inputs: dict) -> _Branch:
+    (output,) = _encode(encoder, inputs)
+    if config.fusion == "attention" and config.fused:
+        return _Branch(sequence=output)
+    return _Branch(vector=output)
+
+
+def _lyrics_branch(config: ModelConfig, encoder: keras.Model, inputs: dict) -> _Branch:
+    outputs = _encode(encoder, inputs)
+    if config.fusion == "attention" and config.fused:
+        sequence, mask, present = outputs
+        return _Branch(sequence=sequence, mask=mask, present=present)
+    vector, present = outputs
+    return _Branch(vector=vector, present=present)
 
 
 def _fuse(config: ModelConfig, audio: _Branch | None, lyrics: _Branch | None) -> keras.KerasTensor:
@@ -330,8 +217,11 @@ def build_model(
     features = meta.features
     config.check_features(features)
     inputs: dict[str, keras.KerasTensor] = {}
-    audio = _audio_branch(config, features, statistics, inputs) if AUDIO in config.modalities else None
-    lyrics = _lyrics_branch(config, features, statistics, inputs) if LYRICS in config.modalities else None
+    audio = lyrics = None
+    if AUDIO in config.modalities:
+        audio = _audio_branch(config, audio_encoder(config, features, statistics), inputs)
+    if LYRICS in config.modalities:
+        lyrics = _lyrics_branch(config, lyrics_encoder(config, features, statistics), inputs)
 
     x = keras.layers.Dropout(config.dropout, name="fusion_dropout")(_fuse(config, audio, lyrics))
     x = keras.layers.Dense(config.dense_units, activation="relu", name="fusion_dense")(x)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_fusion.atomic_files import write_atomically
+from genre_fusion.files.atomic import write_atomically
 
 STATISTICS_FILE = "train_statistics.json"
 VOCABULARY_FILE = "vocabulary.tsv"

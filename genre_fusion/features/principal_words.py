@@ -29,7 +29,7 @@ MIN_WORD_CHARS = 2
 
 @cache
 def stop_words() -> tuple[str, ...]:
-    text = resources.files("genre_fusion").joinpath("resources/stopwords_en.txt").read_text("utf-8")
+    text = resources.files("genre_fusion.features").joinpath("resources/stopwords_en.txt").read_text("utf-8")
     lines = [line for line in text.splitlines() if not line.startswith("#")]
     return tuple(sorted({word for line in lines for word in line.split()}))
 

@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from genre_fusion.atomic_files import write_atomically
+from genre_fusion.files.atomic import write_atomically
 
 MARKER_FILE = ".genre_fusion.json"
 

@@ -9,9 +9,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from genre_fusion.atomic_files import write_atomically
-from genre_fusion.features import FeatureConfig
-from genre_fusion.schema import FORMAT_VERSION
+from genre_fusion.data.schema import FORMAT_VERSION
+from genre_fusion.features.config import FeatureConfig
+from genre_fusion.files.atomic import write_atomically
 
 META_FILE = "meta.json"
 SPLITS_FILE = "splits.csv"

@@ -26,7 +26,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from genre_fusion.shards import LABEL_MODES
+from genre_fusion.data.shards import LABEL_MODES
 
 TOP_K = 3  # top-k accuracy uses k = min(TOP_K, genres)
 MIN_GENRES = 2  # fewer is not a classification
