@@ -20,9 +20,11 @@ install: $(STAMP)
 
 lint: install
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 test: install
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(TF_QUIET) $(PY) -m pytest -q
 
 demo: install

@@ -38,14 +38,14 @@ import tensorflow as tf
 from data_prep.sources import read_music4all
 from data_prep.synth import write_demo_collection
 from genre_fusion.features.audio import decode_audio
-from genre_fusion.serving.predict import ExportedModel, Song, predict
-from genre_fusion.serving.server import (
+from genre_fusion.serving.layout import (
     CLASSIFY_SIGNATURE,
     FEATURES_SIGNATURE,
     LYRICS,
     SERVING_SIGNATURE,
     WAVEFORM,
 )
+from genre_fusion.serving.predict import ExportedModel, Song, predict
 
 SOURCE_RATE = 44_100
 DEMO_GENRES = 4

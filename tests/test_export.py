@@ -38,7 +38,7 @@ from genre_fusion.files.owned_outputs import MARKER_FILE, owned_outputs, record_
 from genre_fusion.runs.config import TrainConfig
 from genre_fusion.runs.layout import MODEL_FILE, RUN_FILE
 from genre_fusion.serving import export
-from genre_fusion.serving.server import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
+from genre_fusion.serving.layout import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
 from genre_fusion.training.cli import main as train_main
 from tests import hub_standins
 

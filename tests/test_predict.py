@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from data_prep.sources import read_music4all
 from genre_fusion.features.audio import decode_audio
+from genre_fusion.serving.layout import PROBABILITIES, SERVING_SIGNATURE
 from genre_fusion.serving.predict import main
-from genre_fusion.serving.server import PROBABILITIES, SERVING_SIGNATURE
 from tests.test_export import FEATURES, TOP_K, trained_exports
 
 # The table prints probabilities with 3 decimals; JSON carries float32 values as Python floats.

@@ -46,17 +46,14 @@ from genre_fusion.serving.layout import (
     FEATURES_FILE,
     LABELS_FILE,
     LEGACY_EXPORT_NAMES,
-    README_FILE,
-    SIGNATURE_FILE,
-)
-from genre_fusion.serving.server import (
-    DEFAULT_TOP_K,
     LYRICS,
     PROBABILITIES,
+    README_FILE,
     SERVING_SIGNATURE,
+    SIGNATURE_FILE,
     WAVEFORM,
-    GenreServer,
 )
+from genre_fusion.serving.server import DEFAULT_TOP_K, GenreServer
 
 # The reloaded export against the in-memory server: the same graph, float32 rounding apart.
 EXPORT_CHECK_ATOL = 1e-5

@@ -38,8 +38,9 @@ import tensorflow as tf
 from genre_fusion.features.audio import AudioDecodeError, DecoderMessages, decode_audio
 from genre_fusion.features.config import FeatureConfig
 from genre_fusion.features.lyrics import LyricsError, read_lyrics
-from genre_fusion.serving.layout import FEATURES_FILE, LABELS_FILE
-from genre_fusion.serving.server import (
+from genre_fusion.serving.layout import (
+    FEATURES_FILE,
+    LABELS_FILE,
     LYRICS,
     PROBABILITIES,
     SERVING_SIGNATURE,

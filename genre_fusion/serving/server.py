@@ -38,15 +38,17 @@ from genre_fusion.encoders.text import HubTextEmbedding
 from genre_fusion.features.config import FeatureConfig
 from genre_fusion.features.log_mel import LogMelSpectrogram
 from genre_fusion.features.principal_words import principal_words_tensor
+from genre_fusion.serving.layout import (
+    CLASSIFY_SIGNATURE,
+    FEATURES_SIGNATURE,
+    LYRICS,
+    PROBABILITIES,
+    SERVING_SIGNATURE,
+    TOP_GENRES,
+    TOP_PROBABILITIES,
+    WAVEFORM,
+)
 
-WAVEFORM = "waveform"
-LYRICS = "lyrics"
-PROBABILITIES = "probabilities"
-TOP_GENRES = "top_genres"
-TOP_PROBABILITIES = "top_probabilities"
-SERVING_SIGNATURE = "serving_default"
-FEATURES_SIGNATURE = "features"
-CLASSIFY_SIGNATURE = "classify"
 DEFAULT_TOP_K = 5
 
 
