@@ -141,4 +141,3 @@ def _one_pass(
     # Interleaving hides the length; stating it gives Keras its epoch length (progress bars) and
     # fails loudly if the files hold other songs than meta.json counts.
     return dataset.apply(tf.data.experimental.assert_cardinality(steps_per_epoch(meta, split, batch_size)))
-from genre_fusion.model.builder import OUTPUT_NAME  # noqa: F401  (throwaway: a forbidden import)
