@@ -16,7 +16,7 @@ for a model of 10 s clips a "song" costs the decode of its first 10 s.
    - serving_default: features and model in the one graph a client calls;
    - end to end: decode + serving_default.
    ``features`` and ``classify`` are the two halves of ``serving_default`` (see
-   `genre_fusion.serving`), so the split is of the exported graph itself.
+   `genre_fusion.serving.server`), so the split is of the exported graph itself.
 2. Songs/s at batch 1 and batch 32: of serving_default on decoded waveforms, and of the path of
    `python -m genre_fusion.predict` (decoding in threads + serving_default).
 Every function is called once per batch size before it is timed: the first call at a new batch

@@ -10,7 +10,7 @@ TF1 Hub module with reference variables and a recurrent loop, loaded like ELMo).
   2-layer biLSTM (4096 cells, projected to 512) per word, far more work than the stand-in's one
   matrix product per layer. Read the figure as an upper bound; time the real module with
   ``--module PATH`` (an unpacked ELMo folder) where one is at hand.
-- bytes per song of the float16 embeddings as a shard stores them (`genre_fusion.schema`'s
+- bytes per song of the float16 embeddings as a shard stores them (`genre_fusion.data.schema`'s
   example without log-mel, written to a TFRecord file and measured on disk). This
   figure is exact for any module of that width: it depends on tokens x width only.
 - the projected disk for Music4All's English songs.

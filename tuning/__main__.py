@@ -1,7 +1,7 @@
 """`python -m tuning`: search the genre model's architecture with Keras Tuner.
 
 Trains models built by `genre_fusion.model.build_model` on the shards' train split with the
-training recipe of `genre_fusion.train` (`genre_fusion.recipe`), ranks them by the number that
+training recipe of `genre_fusion.train` (`genre_fusion.training.recipe`), ranks them by the number that
 selects a training run's best epoch (validation loss for `single` labels, macro-F1 with
 --class-weights, mean average precision for `multi`, as evaluation computes them), and writes
 OUT/best_hparams.json (for `python -m genre_fusion.train --hparams`), OUT/leaderboard.csv and

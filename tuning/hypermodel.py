@@ -2,7 +2,7 @@
 
 A trial's hyperparameters become a `ModelConfig` (see `tuning.space`); the model is exactly the one
 `python -m genre_fusion.train` would build from that config, and it is trained as training trains:
-the same recipe (`genre_fusion.recipe`: learning-rate schedule, class weights, validation scores,
+the same recipe (`genre_fusion.training.recipe`: learning-rate schedule, class weights, validation scores,
 early stopping on the same monitor) over the training split in the same per-epoch order.
 """
 

@@ -9,7 +9,7 @@
 |                     | hyperparameter, error (last line of a failed trial's error)              |
 | `objective.png`     | the objective of each trial in the order they ran, and the best so far   |
 
-Figures are drawn on an Agg canvas without `pyplot`, as in `genre_fusion.plots`.
+Figures are drawn on an Agg canvas without `pyplot`, as in `genre_fusion.evaluation.plots`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The output folder holds:
 | `trials/`      | Keras Tuner's project: `oracle.json`, one `trial_N/` per trial            |
 
 (`tuning.report` adds `best_hparams.json`, `leaderboard.csv` and `objective.png`.) The folder's
-record of its entries (`genre_fusion.owned_outputs`, kind ``search``) lists them all, so that
+record of its entries (`genre_fusion.files.owned_outputs`, kind ``search``) lists them all, so that
 ``--overwrite`` removes only those, and refuses a folder that holds anything else.
 
 Rerunning with the same settings continues the search: finished trials are kept, an interrupted

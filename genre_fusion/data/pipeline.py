@@ -54,7 +54,7 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of `(inputs, targets)` from the `split` shards of `shards_dir`: one pass.
 
-    `inputs` holds the model inputs of `modalities` (see `genre_fusion.model`): ``log_mel`` float32
+    `inputs` holds the model inputs of `modalities` (see `genre_fusion.model.builder`): ``log_mel`` float32
     [batch, mel_bins, frames]; ``words`` string [batch] or ``embeddings`` float32 [batch,
     max_tokens, width] and ``tokens`` int32 [batch]. `targets` is float32 [batch, genres]: one-hot
     (label mode ``single``) or multi-hot (``multi``). With `training`, files and songs are shuffled

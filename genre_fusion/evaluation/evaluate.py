@@ -4,7 +4,7 @@ Reads the run's config.json and best model, predicts the split of the shards it 
 (or `--data` shards with the same genres and features), and writes under
 ``RUN_DIR/evaluation/SPLIT/``: `metrics.json` (see `genre_fusion.metrics.evaluate_predictions`),
 `confusion_matrix.png` (single label), `per_genre_f1.png`; and ``RUN_DIR/training_curves.png``.
-Both are added to the run directory's record of its entries (`genre_fusion.owned_outputs`), so
+Both are added to the run directory's record of its entries (`genre_fusion.files.owned_outputs`), so
 ``train --overwrite`` may replace them. The metrics are also printed as a table.
 """
 

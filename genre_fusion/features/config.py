@@ -18,7 +18,7 @@ DEFAULT_MAX_TOKENS = 200
 DEFAULT_MEL_FMIN = 20.0  # Hz; keras.layers.MelSpectrogram's default lower edge
 DEFAULT_TOP_DB = 80.0
 LEARNED_TEXT_ENCODER = "learned"
-# What `genre_fusion.log_mel` (keras.layers.MelSpectrogram on TensorFlow) does whatever the settings:
+# What `genre_fusion.features.log_mel` (keras.layers.MelSpectrogram on TensorFlow) does whatever the settings:
 # recorded in meta.json so that a user can compute the same features elsewhere (e.g. with librosa).
 FIXED_LOG_MEL_DEFINITION = {
     "window": "hann (periodic), window length = n_fft",
@@ -39,7 +39,7 @@ class FeatureConfig:
     `embedding_width` (from output `text_output_key`) are stored in the shards.
 
     The log-mel's mel filters span `mel_fmin` to `mel_fmax` Hz (None: the Nyquist frequency), and
-    each song's dB values are clipped at `top_db` below its own peak; `genre_fusion.log_mel`
+    each song's dB values are clipped at `top_db` below its own peak; `genre_fusion.features.log_mel`
     documents the rest of its definition (window, centring, mel scale) in `log_mel_definition`.
     """
 

@@ -208,7 +208,7 @@ def build_model(
 ) -> keras.Model:
     """A compiled model for the shards described by `meta`.
 
-    `statistics`: the training split's (`genre_fusion.train_statistics`, counted by `data_prep
+    `statistics`: the training split's (`genre_fusion.data.train_statistics`, counted by `data_prep
     build`): the log-mel normalisation's per-mel-bin mean and variance and the learned encoder's
     vocabulary. Without them the normalisation is the identity and every word is out of
     vocabulary: the model has its final structure (for summaries and shapes), not its inputs' scale.

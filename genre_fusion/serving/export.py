@@ -6,7 +6,7 @@ MODEL_DIR holds the SavedModel of `genre_fusion.serving.GenreServer` (signatures
 ``features`` and ``classify``, documented there and listed in ``signature.json``), ``labels.txt``
 (one genre per line, in the order of ``probabilities``), ``features.json`` (the `FeatureConfig`:
 sample rate and clip length tell a client how to decode audio), ``README.txt`` and the record of
-these entries (`genre_fusion.owned_outputs`, kind ``export``).
+these entries (`genre_fusion.files.owned_outputs`, kind ``export``).
 
 MODEL_DIR must be new or empty; ``--overwrite`` replaces only an export of this command that holds
 nothing else (an export without the record: exactly `LEGACY_EXPORT_NAMES`). It is checked before the

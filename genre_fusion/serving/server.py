@@ -1,6 +1,6 @@
 """The serving graph: raw waveforms and lyrics in, genre probabilities and names out.
 
-`GenreServer` wraps a trained genre model (see `genre_fusion.model`) with the feature code of
+`GenreServer` wraps a trained genre model (see `genre_fusion.model.builder`) with the feature code of
 preparation -- the same `LogMelSpectrogram` layer, the same `principal_words_tensor` reduction
 and, with a hub text encoder, the same `HubTextEmbedding` -- so a SavedModel of it needs nothing
 but TensorFlow, and a song gets the features it would have had in the shards (in float32, where
@@ -80,7 +80,7 @@ class GenreServer(tf.Module):
     """A trained genre model with its feature computation, ready for `tf.saved_model.save`.
 
     Args:
-        model: the trained Keras model; inputs named as in `genre_fusion.model`, output
+        model: the trained Keras model; inputs named as in `genre_fusion.model.builder`, output
             probabilities float32 [batch, genres].
         features: the feature settings of the shards it was trained on.
         genres: the genre names, in the order of the model's output.

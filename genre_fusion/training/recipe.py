@@ -14,9 +14,9 @@ the same in a training run.
   with class weights (the weighting asks for every genre to count alike, which the unweighted
   validation loss does not); ``val_mean_average_precision`` for multi-label shards (a ranking
   measure: the loss and a 0.5-threshold F1 reward calibration). Validation macro-F1 and mAP are
-  computed by `genre_fusion.metrics`, as evaluation reports them, and logged every epoch.
+  computed by `genre_fusion.evaluation.metrics`, as evaluation reports them, and logged every epoch.
 - Randomness: every random layer (dropout, modality dropout) is reseeded at the start of each
-  epoch from its initial seed and the epoch, as the data order is (`genre_fusion.dataset`), so an
+  epoch from its initial seed and the epoch, as the data order is (`genre_fusion.data.pipeline`), so an
   epoch draws the same whether the run went through or was resumed.
 - A training loss that becomes NaN or infinite stops training with `TrainingDiverged`, before the
   epoch ends: no row in the history, no backup, no checkpoint of it.
