@@ -3,16 +3,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := demo
 STAMP := $(VENV)/.installed
+MUSICNN_VERSION := 0.1.0
 # TensorFlow's C++ start-up notices are noise for a user.
 TF_QUIET := TF_CPP_MIN_LOG_LEVEL=2
 
 .PHONY: install test lint demo clean
 
 # The venv is refreshed whenever one of the project's install files changes.
-$(STAMP): requirements.txt requirements-dev.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# musicnn's weights only (its code pins numpy < 1.17 and is never imported by the project).
+	$(PY) -m pip install --quiet --no-deps musicnn==$(MUSICNN_VERSION)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
