@@ -16,6 +16,6 @@ setup(
     packages=find_packages(
         include=["genre_fusion", "genre_fusion.*", "data_prep", "data_prep.*", "tuning", "tuning.*"]
     ),
-    package_data={"genre_fusion.features": ["resources/*.txt"]},
+    package_data={"genre_fusion.features": ["resources/*.txt"], "data_prep.synth": ["resources/*.json"]},
     install_requires=REQUIREMENTS,
 )

@@ -21,6 +21,8 @@ MUSIC4ALL_TABLES = {
     "id_genres.csv": ("id", "genres"),
     "id_lang.csv": ("id", "lang"),
 }
+AUDIO_FOLDER, AUDIO_SUFFIX = "audios", ".mp3"  # Music4All's <root>/audios/<id>.mp3
+LYRICS_FOLDER, LYRICS_SUFFIX = "lyrics", ".txt"  # and <root>/lyrics/<id>.txt
 MANIFEST_COLUMNS = ("id", "audio", "lyrics", "genres", "artist")
 SEPARATORS = ("\t", ",", ";", "|")
 LINES_NAMED = 10  # line numbers an error lists before it only counts the rest
@@ -159,9 +161,9 @@ def read_music4all(root: str | Path) -> pd.DataFrame:
     table = pd.DataFrame({"id": songs["id"].str.strip(), "artist": songs["artist"].str.strip()})
     table["genres"] = [_split_genres(genres.get(song_id, "")) for song_id in table["id"]]
     table["lang"] = [langs.get(song_id, "").strip() or None for song_id in table["id"]]
-    table["audio"] = [root / "audios" / f"{song_id}.mp3" for song_id in table["id"]]
+    table["audio"] = [root / AUDIO_FOLDER / f"{song_id}{AUDIO_SUFFIX}" for song_id in table["id"]]
     table["lyrics"] = [
-        None if lang == INSTRUMENTAL_LANG else root / "lyrics" / f"{song_id}.txt"
+        None if lang == INSTRUMENTAL_LANG else root / LYRICS_FOLDER / f"{song_id}{LYRICS_SUFFIX}"
         for song_id, lang in zip(table["id"], table["lang"], strict=True)
     ]
     return table[list(SONG_COLUMNS)]

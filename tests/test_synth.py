@@ -1,6 +1,8 @@
 """The synthetic demo collection: Music4All's layout, determinism, faults, and the fusion design."""
 
+import json
 import re
+from importlib import resources
 from itertools import combinations
 from pathlib import Path
 
@@ -15,15 +17,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from data_prep.__main__ import main
-from data_prep.synth import (
-    CSV_COLUMNS,
-    FAULTS,
-    GENRES,
-    INSTRUMENTAL,
-    audio_group,
-    lyric_group,
-    write_demo_collection,
-)
+from data_prep.sources import INSTRUMENTAL_LANG as INSTRUMENTAL
+from data_prep.synth import CSV_COLUMNS, FAULTS, GENRES, audio_group, lyric_group, write_demo_collection
 
 SR, SECONDS, K = 22050, 2.0, 4
 SMALL = {"songs": 24, "genres": K, "seconds": SECONDS, "seed": 7, "faults": True, "progress": False}
@@ -159,6 +154,37 @@ def test_each_genre_is_one_audio_group_and_one_lyric_group(k):
         assert max(groups.count(group) for group in groups) <= 2
     for g in range(k):  # and each genre is confused with another one by at least one modality
         assert any(pairs[g][m] == pairs[h][m] for h in range(k) if h != g for m in (0, 1))
+
+
+def resource(name: str):
+    """``data_prep/synth/resources/<name>.json``, read here rather than through the package's loader."""
+    text = resources.files("data_prep.synth").joinpath(f"resources/{name}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def test_songs_are_made_of_the_resource_tables(small, tables):
+    """Genre names, each song's tempo and mode, and every word of its lyrics come from the data files:
+    the style of its genre, the word lists of its genre's topic in its language."""
+    assert resource("genres")[:K] == list(small.genres)
+    styles, topics = resource("audio_styles"), resource("lyric_topics")
+    pools = [resource(name) for name in ("stop_words", "fillers", "adlibs")]
+    shared = {lang: {word.casefold() for pool in pools for word in pool[lang]} for lang in ("en", "pt")}
+    meta = read(small.out_dir, "id_metadata.csv")
+    tempo = dict(zip(meta.id, meta.tempo.astype(float), strict=True))
+    mode = dict(zip(meta.id, meta["mode"].astype(int), strict=True))
+    for song in tables[~tables.id.isin(small.faults)].itertuples():
+        genre = GENRES.index(song.genres.split(",")[0])
+        style = styles[audio_group(genre)]
+        assert style["tempo"][0] <= tempo[song.id] <= style["tempo"][1]
+        assert mode[song.id] == style["mode"]
+        if song.lang == INSTRUMENTAL:
+            continue
+        text = (small.out_dir / "lyrics" / f"{song.id}.txt").read_text(encoding="utf-8")
+        lines = [line for line in text.splitlines() if not line.startswith("[")]  # not the section tags
+        words = {word.rstrip(",.!?").casefold() for line in lines for word in line.split()}
+        topic = {word.casefold() for word in topics[lyric_group(genre, K)][song.lang]}
+        assert words <= topic | shared[song.lang], (song.id, words - topic - shared[song.lang])
+        assert words & topic, song.id
 
 
 def audio_features(path: Path) -> np.ndarray:
