@@ -121,12 +121,20 @@ class StageClock:
 
 @contextlib.contextmanager
 def instrumented_build(clock: StageClock):
-    """The builder with each stage timed by `clock` (the bench's view; the builder is unchanged)."""
-    from data_prep import builder
+    """The builder with each stage timed by `clock` (the bench's view; the builder is unchanged).
 
-    patched = ("load_song", "principal_words", "serialize_song", "_bounded_map")
-    originals = {name: getattr(builder, name) for name in patched}
-    featurizer_init = builder.SongFeaturizer.__init__
+    Each function is replaced in the module that looks it up when the build runs.
+    """
+    from data_prep import builder, featurizer, shard_writer
+
+    patched = (
+        (builder, "load_song", "decode", clock.wrap),
+        (featurizer, "principal_words", "principal words", clock.wrap),
+        (shard_writer, "serialize_song", "serialize", clock.wrap),
+        (builder, "_bounded_map", "wait for decoded songs", clock.wrap_iterator),
+    )
+    originals = {(module, name): getattr(module, name) for module, name, _, _ in patched}
+    featurizer_init = featurizer.SongFeaturizer.__init__
 
     def timed_init(self, *args, **kwargs):
         featurizer_init(self, *args, **kwargs)
@@ -134,17 +142,15 @@ def instrumented_build(clock: StageClock):
         if self.text_encoder is not None:
             self.text_encoder.embed = clock.wrap("text embeddings", self.text_encoder.embed)
 
-    builder.load_song = clock.wrap("decode", originals["load_song"])
-    builder.principal_words = clock.wrap("principal words", originals["principal_words"])
-    builder.serialize_song = clock.wrap("serialize", originals["serialize_song"])
-    builder._bounded_map = clock.wrap_iterator("wait for decoded songs", originals["_bounded_map"])
-    builder.SongFeaturizer.__init__ = timed_init
+    for module, name, stage, wrap in patched:
+        setattr(module, name, wrap(stage, originals[module, name]))
+    featurizer.SongFeaturizer.__init__ = timed_init
     try:
         yield
     finally:
-        for name, original in originals.items():
-            setattr(builder, name, original)
-        builder.SongFeaturizer.__init__ = featurizer_init
+        for (module, name), original in originals.items():
+            setattr(module, name, original)
+        featurizer.SongFeaturizer.__init__ = featurizer_init
 
 
 def print_stages(clock: StageClock, wall: float, songs: int) -> None:
@@ -197,7 +203,8 @@ def peak_memory_mib(manifest: Path, out: Path, workers: int) -> float:
 
 
 def main() -> None:
-    from data_prep.builder import BuildConfig, build_shards
+    from data_prep.build_config import BuildConfig
+    from data_prep.builder import build_shards
     from data_prep.synth import write_demo_collection
 
     parser = argparse.ArgumentParser(

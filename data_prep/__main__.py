@@ -145,7 +145,9 @@ def _build(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from data_prep.builder import BuildConfig, BuildError, build_shards
+    from data_prep.build_config import BuildConfig
+    from data_prep.build_error import BuildError
+    from data_prep.builder import build_shards
     from data_prep.sources import SourceError
     from data_prep.split import SplitError, parse_fractions
     from genre_fusion.encoders.handles import ModuleUnavailable

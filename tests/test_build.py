@@ -12,7 +12,10 @@ import pytest
 import tensorflow as tf
 
 from data_prep.__main__ import main
-from data_prep.builder import BuildConfig, BuildError, build_shards, plan_build, read_source
+from data_prep.build_config import BuildConfig
+from data_prep.build_error import BuildError
+from data_prep.builder import build_shards
+from data_prep.plan import plan_build, read_source
 from data_prep.synth import write_demo_collection
 from genre_fusion.data.schema import parse_song
 from genre_fusion.data.shards import read_meta, shard_files

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from data_prep import builder
 from data_prep.__main__ import main
-from data_prep.builder import BuildConfig, build_shards
+from data_prep.build_config import BuildConfig
+from data_prep.builder import build_shards
 from data_prep.synth import write_demo_collection
 from genre_fusion.data.schema import parse_song
 from genre_fusion.data.shards import read_meta, shard_files

@@ -8,7 +8,9 @@ import soundfile as sf
 
 from data_prep import builder
 from data_prep.__main__ import main
-from data_prep.builder import BuildConfig, BuildError, build_shards
+from data_prep.build_config import BuildConfig
+from data_prep.build_error import BuildError
+from data_prep.builder import build_shards
 from tests.conftest import SAMPLE_RATE, tone
 from tests.test_build import FEATURES, build, read_split
 

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.builder import BuildConfig, build_shards
+from data_prep.build_config import BuildConfig
+from data_prep.builder import build_shards
 from data_prep.sources import read_music4all
 from data_prep.synth import write_demo_collection
 from genre_fusion.data.inputs import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.builder import BuildConfig, build_shards
+from data_prep.build_config import BuildConfig
+from data_prep.builder import build_shards
 from data_prep.synth import write_demo_collection
 from genre_fusion.features.config import FeatureConfig
 from genre_fusion.model.config import ModelConfig

@@ -1,0 +1,49 @@
+"""The settings of `data_prep build` that decide the content of the shards."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from data_prep.labels import DEFAULT_TOP_GENRES
+from genre_fusion.features.config import FeatureConfig
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every setting of `data_prep build` that decides the content of the shards."""
+
+    out: str
+    music4all: str | None = None
+    manifest: str | None = None
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    label_mode: str = "single"
+    top_genres: int | None = None
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    languages: tuple[str, ...] = ()
+    limit: int | None = None
+    require_lyrics: bool = False
+    shard_size: int = 256
+
+    @property
+    def genre_count(self) -> int:
+        return self.top_genres or DEFAULT_TOP_GENRES[self.label_mode]
+
+    @property
+    def source(self) -> str:
+        return str(self.music4all or self.manifest)
+
+    def settings(self) -> dict:
+        """The settings as plan.json records them: one flat JSON dict keyed by field name (the option
+        is `--field-name`), the source path absolute so that any spelling of it resumes, and no
+        `out`, so that a moved folder resumes too."""
+        values = {key: value for key, value in asdict(self).items() if key not in ("out", "features")}
+        values.update(self.features.to_dict())
+        del values["embedding_width"]  # the text encoder's, known only once it is loaded
+        values["top_genres"] = self.genre_count
+        for key in ("music4all", "manifest"):
+            if values[key]:
+                values[key] = str(Path(values[key]).resolve())
+        return json.loads(json.dumps(values))  # tuples as lists, as read back from plan.json
