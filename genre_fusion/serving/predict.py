@@ -120,7 +120,7 @@ class ExportedModel:
             else (set(), {})
         )
         if inputs != {WAVEFORM, LYRICS} or not {PROBABILITIES, TOP_GENRES, TOP_PROBABILITIES} <= set(outputs):
-            raise _not_an_export(model_dir, f"no {SERVING_SIGNATURE} signature of genre_fusion.serving.server")
+            raise _not_an_export(model_dir, f"no {SERVING_SIGNATURE} signature of genre_fusion.export")
         scored = outputs[PROBABILITIES].shape[-1]
         if scored != len(self.genres):
             raise _not_an_export(model_dir, f"{LABELS_FILE} has {len(self.genres)} genres, model {scored}")
