@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from genre_fusion.data.inputs import EMBEDDINGS_INPUT, LOG_MEL_INPUT, input_names
+from genre_fusion.data.inputs import AUDIO_EMBEDDINGS_INPUT, EMBEDDINGS_INPUT, LOG_MEL_INPUT, input_names
 from genre_fusion.data.schema import parse_song
 from genre_fusion.data.shards import ShardsError, ShardsMeta, shard_files
 
@@ -28,7 +28,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER_SONGS = 1024
 # Shard files read at once; each shard holds songs in random order already.
 INTERLEAVE_FILES = 8
-FLOAT_INPUTS = (LOG_MEL_INPUT, EMBEDDINGS_INPUT)  # stored as float16, fed as float32
+FLOAT_INPUTS = (LOG_MEL_INPUT, AUDIO_EMBEDDINGS_INPUT, EMBEDDINGS_INPUT)  # stored as float16, fed as float32
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -54,8 +54,9 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of `(inputs, targets)` from the `split` shards of `shards_dir`: one pass.
 
-    `inputs` holds the model inputs of `modalities` (see `genre_fusion.model.builder`): ``log_mel`` float32
-    [batch, mel_bins, frames]; ``words`` string [batch] or ``embeddings`` float32 [batch,
+    `inputs` holds the model inputs of `modalities` (`genre_fusion.data.inputs` lists them): ``log_mel``
+    float32 [batch, mel_bins, frames] or ``audio_embeddings`` float32 [batch, audio_patches, width]
+    and ``audio_patches`` int32 [batch]; ``words`` string [batch] or ``embeddings`` float32 [batch,
     max_tokens, width] and ``tokens`` int32 [batch]. `targets` is float32 [batch, genres]: one-hot
     (label mode ``single``) or multi-hot (``multi``). With `training`, files and songs are shuffled
     in an order that is a function of (`seed`, `epoch`) alone (iterating again repeats it); without,

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from genre_fusion.data.schema import FORMAT_VERSION
+from genre_fusion.data.schema import FORMAT_VERSION, READABLE_FORMAT_VERSIONS
 from genre_fusion.features.config import FeatureConfig
 from genre_fusion.files.atomic import write_atomically
 
@@ -43,8 +43,9 @@ class ShardsMeta:
     def to_dict(self) -> dict:
         values = asdict(self)
         values["genres"] = list(self.genres)
-        # Derived from `features`, for people: how to compute the same log-mel elsewhere.
-        values["log_mel"] = self.features.log_mel_definition()
+        if not self.features.uses_audio_embeddings:
+            # Derived from `features`, for people: how to compute the same log-mel elsewhere.
+            values["log_mel"] = self.features.log_mel_definition()
         return values
 
     @classmethod
@@ -80,9 +81,10 @@ def read_meta(directory: str | Path) -> ShardsMeta:
         )
     values = json.loads(path.read_text(encoding="utf-8"))
     version = values.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = " and ".join(str(number) for number in READABLE_FORMAT_VERSIONS)
         raise ShardsError(
-            f"{path} has shard format version {version}, this genre-fusion reads version {FORMAT_VERSION}: "
+            f"{path} has shard format version {version}, this genre-fusion reads versions {readable}: "
             "rebuild the shards with `python -m data_prep build`"
         )
     return ShardsMeta.from_dict(values)

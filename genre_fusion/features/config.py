@@ -7,7 +7,7 @@ One `FeatureConfig` travels from `data_prep build` into `meta.json`, from there 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 DEFAULT_SAMPLE_RATE = 22_050
 DEFAULT_CLIP_SECONDS = 30.0
@@ -18,6 +18,7 @@ DEFAULT_MAX_TOKENS = 200
 DEFAULT_MEL_FMIN = 20.0  # Hz; keras.layers.MelSpectrogram's default lower edge
 DEFAULT_TOP_DB = 80.0
 LEARNED_TEXT_ENCODER = "learned"
+LOG_MEL_ENCODER = "log-mel"
 # What `genre_fusion.features.log_mel` (keras.layers.MelSpectrogram on TensorFlow) does whatever the settings:
 # recorded in meta.json so that a user can compute the same features elsewhere (e.g. with librosa).
 FIXED_LOG_MEL_DEFINITION = {
@@ -27,7 +28,15 @@ FIXED_LOG_MEL_DEFINITION = {
     "mel_scale": "HTK: mel = 1127 ln(1 + f / 700); triangular filters of peak 1, no area norm",
     "decibels": "10 log10(max(power, 1e-10)), ref 1.0, clipped at top_db below each song's peak",
 }
-POSITIVE_FIELDS = ("sample_rate", "clip_seconds", "n_fft", "hop_length", "mel_bins", "top_db", "max_tokens")
+POSITIVE_FIELDS = ("sample_rate", "clip_seconds", "max_tokens")
+LOG_MEL_POSITIVE_FIELDS = ("n_fft", "hop_length", "mel_bins", "top_db")
+# What a pretrained audio encoder's spec fills in (`FeatureConfig.with_audio_encoder`): all set or all 0.
+AUDIO_EMBEDDING_FIELDS = (
+    "audio_embedding_width",
+    "audio_patches",
+    "audio_patch_seconds",
+    "audio_hop_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,17 @@ class FeatureConfig:
     `text_encoder` is `learned` (the shards hold principal-word text only; the model learns its
     own embedding) or a TF Hub handle / local module path whose token vectors of width
     `embedding_width` (from output `text_output_key`) are stored in the shards.
+
+    `audio_encoder` is `log-mel` (the shards hold a log-mel per song; the model learns its own
+    convolutions) or a pretrained audio encoder (musicnn, a TF Hub module) run once per song by the
+    build, whose per-patch embeddings of width `audio_embedding_width` (from output
+    `audio_output_key`) are stored in the shards: `audio_patches` patches of `audio_patch_seconds`
+    every `audio_hop_seconds` cover a clip (every clip is zero-padded to `clip_seconds`, so the
+    number is the same for every song). With a pretrained encoder `sample_rate` is the encoder's
+    and the shards store no log-mel at all: the audio branch reads only the embeddings, and half the
+    bytes of a shard would be a log-mel that nothing reads; the log-mel fields are then unused and
+    unchecked. The build fills the encoder's numbers in with `with_audio_encoder` once it has
+    loaded the encoder; until then they are 0.
 
     The log-mel's mel filters span `mel_fmin` to `mel_fmax` Hz (None: the Nyquist frequency), and
     each song's dB values are clipped at `top_db` below its own peak; `genre_fusion.features.log_mel`
@@ -55,13 +75,31 @@ class FeatureConfig:
     text_encoder: str = LEARNED_TEXT_ENCODER
     text_output_key: str = "elmo"
     embedding_width: int = 0
+    audio_encoder: str = LOG_MEL_ENCODER
+    audio_output_key: str = ""
+    audio_embedding_width: int = 0
+    audio_patches: int = 0
+    audio_patch_seconds: float = 0.0
+    audio_hop_seconds: float = 0.0
 
     def __post_init__(self):
         """Raises ValueError for a value no stage can use, naming it as its option (`--clip-seconds`)."""
-        for name in POSITIVE_FIELDS:
+        self._check_positive(POSITIVE_FIELDS)
+        if not self.audio_encoder:
+            raise ValueError(f"--audio-encoder must name a pretrained encoder or be {LOG_MEL_ENCODER}")
+        if self.uses_audio_embeddings:
+            self._check_audio_embeddings()
+        else:
+            self._check_log_mel()
+
+    def _check_positive(self, names: tuple[str, ...]) -> None:
+        for name in names:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+
+    def _check_log_mel(self) -> None:
+        self._check_positive(LOG_MEL_POSITIVE_FIELDS)
         if self.hop_length > self.n_fft:
             raise ValueError(
                 f"--hop-length {self.hop_length} is larger than --n-fft {self.n_fft}: "
@@ -77,6 +115,37 @@ class FeatureConfig:
                 f"--mel-bins {self.mel_bins} is more than the {self.n_fft // 2 + 1} frequency bins of "
                 f"--n-fft {self.n_fft}: use fewer mel bins or a larger FFT"
             )
+        filled = {name: getattr(self, name) for name in AUDIO_EMBEDDING_FIELDS if getattr(self, name)}
+        if filled:
+            raise ValueError(
+                f"{', '.join(filled)} describe a pretrained audio encoder's embeddings: with "
+                f"--audio-encoder {LOG_MEL_ENCODER} they must be 0, got {filled}"
+            )
+
+    def _check_audio_embeddings(self) -> None:
+        values = {name: getattr(self, name) for name in AUDIO_EMBEDDING_FIELDS}
+        unfilled = not any(values.values())
+        if not (unfilled or all(math.isfinite(value) and value > 0 for value in values.values())):
+            raise ValueError(
+                f"{', '.join(values)} of audio encoder {self.audio_encoder} must all be positive, "
+                f"or all 0 until its spec fills them in (`with_audio_encoder`), got {values}"
+            )
+
+    def with_audio_encoder(self, spec) -> FeatureConfig:
+        """This config for the embeddings of a pretrained audio encoder: `spec` is its
+        `genre_fusion.encoders.audio.AudioEncoderSpec` (`name`, `sample_rate`, `output_key`,
+        `width`, `patch_seconds`, `hop_seconds`, `patches(samples)`). The sample rate becomes the
+        encoder's and `audio_patches` the patches of one zero-padded clip at that rate."""
+        return replace(
+            self,
+            sample_rate=spec.sample_rate,
+            audio_encoder=spec.name,
+            audio_output_key=spec.output_key,
+            audio_embedding_width=spec.width,
+            audio_patches=spec.patches(_samples(spec.sample_rate, self.clip_seconds)),
+            audio_patch_seconds=spec.patch_seconds,
+            audio_hop_seconds=spec.hop_seconds,
+        )
 
     @property
     def mel_fmax_hz(self) -> float:
@@ -85,7 +154,7 @@ class FeatureConfig:
 
     @property
     def clip_samples(self) -> int:
-        return int(round(self.sample_rate * self.clip_seconds))
+        return _samples(self.sample_rate, self.clip_seconds)
 
     @property
     def frames(self) -> int:
@@ -93,7 +162,10 @@ class FeatureConfig:
         return 1 + self.clip_samples // self.hop_length
 
     def log_mel_definition(self) -> dict:
-        """Everything that decides the log-mel, in numbers and words (meta.json's ``log_mel``)."""
+        """Everything that decides the log-mel, in numbers and words (meta.json's ``log_mel``);
+        ValueError with a pretrained audio encoder, whose shards hold no log-mel."""
+        if self.uses_audio_embeddings:
+            raise ValueError(f"shards of audio encoder {self.audio_encoder} hold no log-mel")
         return {
             "sample_rate": self.sample_rate,
             "n_fft": self.n_fft,
@@ -110,9 +182,18 @@ class FeatureConfig:
     def uses_embeddings(self) -> bool:
         return self.text_encoder != LEARNED_TEXT_ENCODER
 
+    @property
+    def uses_audio_embeddings(self) -> bool:
+        """The shards hold a pretrained audio encoder's embeddings instead of a log-mel."""
+        return self.audio_encoder != LOG_MEL_ENCODER
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> FeatureConfig:
         return cls(**values)
+
+
+def _samples(sample_rate: int, seconds: float) -> int:
+    return int(round(sample_rate * seconds))

@@ -7,15 +7,17 @@ model's inputs, then fused:
 - Audio: log-mel [batch, mel_bins, frames] -> per-mel-bin normalisation -> `conv_blocks` blocks of
   Conv2D 3x3, batch norm, ReLU, 2x2 max pooling (filters `conv_filters`, doubling per block), read
   with time first so that the final feature map is also a sequence of audio frames -> global
-  average pooling -> dense.
+  average pooling -> dense. Or, for shards of a pretrained audio encoder, its cached embeddings
+  [batch, audio_patches, width] -> per-dimension normalisation -> mean and max over the valid
+  patches (`audio_patches`), side by side -> dense; for attention fusion, dense per patch.
 - Lyrics: token vectors (the learned encoder: `TextVectorization` over the training split's most
   frequent words and a trainable embedding; or the cached hub embeddings) -> token mask (modality dropout in
   training) -> `lstm_layers` stacked LSTMs -> mean over the valid tokens -> dense, zeroed for a
   song without lyrics, beside a has-lyrics flag (`SequencePresence`).
 - Fusion: ``concat`` (the proposal: concatenation into dense layers), ``gated`` (gated multimodal
   unit) or ``attention`` (symmetric cross-modal attention between the audio frames and the LSTM
-  outputs per token, instead of the two poolings), then dense -> head. Only the branches of
-  `modalities` are built.
+  outputs per token, or the valid embedding patches, instead of the two poolings), then dense ->
+  head. Only the branches of `modalities` are built.
 
 Inputs by name, as `genre_fusion.data.inputs` lists them. Output: genre probabilities float32
 [batch, genres], softmax for ``single`` label mode, sigmoid for ``multi``.
@@ -28,13 +30,24 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from genre_fusion.data.inputs import AUDIO, EMBEDDINGS_INPUT, LOG_MEL_INPUT, LYRICS, TOKENS_INPUT, WORDS_INPUT
+from genre_fusion.data.inputs import (
+    AUDIO,
+    AUDIO_EMBEDDINGS_INPUT,
+    AUDIO_PATCHES_INPUT,
+    EMBEDDINGS_INPUT,
+    LOG_MEL_INPUT,
+    LYRICS,
+    TOKENS_INPUT,
+    WORDS_INPUT,
+)
 from genre_fusion.data.shards import ShardsMeta
 from genre_fusion.data.train_statistics import ShardStatistics
 from genre_fusion.features.config import FeatureConfig
 from genre_fusion.model.config import ATTENTION_HEADS, POOL_SIZE, ModelConfig
 from genre_fusion.model.cross_modal_attention import CrossModalAttention
 from genre_fusion.model.gated_multimodal_unit import GatedMultimodalUnit
+from genre_fusion.model.length_mask import LengthMask
+from genre_fusion.model.masked_pooling import MaskedMeanMaxPooling
 from genre_fusion.model.modality_dropout import ModalityDropout
 from genre_fusion.model.sequence_presence import SequencePresence
 
@@ -49,15 +62,23 @@ BATCH_NORM_MOMENTUM = 0.9
 # The layers of the project that a saved model names; `keras.models.load_model` needs them.
 CUSTOM_LAYERS = {
     keras.saving.get_registered_name(layer): layer
-    for layer in (ModalityDropout, SequencePresence, GatedMultimodalUnit, CrossModalAttention)
+    for layer in (
+        ModalityDropout,
+        SequencePresence,
+        GatedMultimodalUnit,
+        CrossModalAttention,
+        LengthMask,
+        MaskedMeanMaxPooling,
+    )
 }
 
 
 @dataclass(frozen=True)
 class _Branch:
     """What an encoder hands to the fusion: a vector [batch, width] per song, or for attention a
-    sequence [batch, steps, dense_units]; the lyrics encoder adds its token mask bool [batch, steps]
-    and has-lyrics flag [batch, 1]."""
+    sequence [batch, steps, dense_units] and, where some steps are padding, their mask bool [batch,
+    steps] (the lyrics' tokens, a pretrained audio encoder's patches); the lyrics encoder adds its
+    has-lyrics flag [batch, 1]."""
 
     vector: keras.KerasTensor | None = None
     sequence: keras.KerasTensor | None = None
@@ -65,21 +86,35 @@ class _Branch:
     present: keras.KerasTensor | None = None
 
 
-def audio_encoder(
-    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None
-) -> keras.Model:
-    """The audio encoder: log-mel float32 [batch, mel_bins, frames] -> a vector [batch, dense_units],
-    or for attention fusion a sequence of frames [batch, steps, dense_units]."""
-    log_mel = keras.Input((features.mel_bins, None), name=LOG_MEL_INPUT, dtype="float32")
-    # Per mel bin, by the training split's statistics; float32 whatever the policy (dB values).
-    normalization = keras.layers.Normalization(
-        axis=1,
+def _audio_normalization(axis: int, statistics: ShardStatistics | None, name: str) -> keras.layers.Layer:
+    """Per audio dimension on `axis`, by the training split's statistics (the identity without
+    them); float32 whatever the policy (dB values, or embeddings of any scale)."""
+    return keras.layers.Normalization(
+        axis=axis,
         mean=None if statistics is None else statistics.mean,
         variance=None if statistics is None else statistics.variance,
         dtype="float32",
-        name="log_mel_normalization",
+        name=name,
     )
-    x = normalization(log_mel)
+
+
+def audio_encoder(
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None
+) -> keras.Model:
+    """The audio encoder of the shards' audio features: `_log_mel_encoder`, or for the shards of a
+    pretrained audio encoder `_audio_embeddings_encoder`."""
+    if features.uses_audio_embeddings:
+        return _audio_embeddings_encoder(config, features, statistics)
+    return _log_mel_encoder(config, features, statistics)
+
+
+def _log_mel_encoder(
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None
+) -> keras.Model:
+    """Log-mel float32 [batch, mel_bins, frames] -> a vector [batch, dense_units], or for attention
+    fusion a sequence of frames [batch, steps, dense_units]."""
+    log_mel = keras.Input((features.mel_bins, None), name=LOG_MEL_INPUT, dtype="float32")
+    x = _audio_normalization(1, statistics, "log_mel_normalization")(log_mel)
     # Time first: [batch, frames, mel_bins, 1], so the last feature map is a sequence of frames.
     x = keras.layers.Permute((2, 1), name="frames_first")(x)
     x = keras.layers.Reshape((-1, features.mel_bins, 1), name="add_channel")(x)
@@ -102,6 +137,29 @@ def audio_encoder(
     return keras.Model(log_mel, vector, name=AUDIO_ENCODER)
 
 
+def _audio_embeddings_encoder(
+    config: ModelConfig, features: FeatureConfig, statistics: ShardStatistics | None
+) -> keras.Model:
+    """A pretrained encoder's cached embeddings float32 [batch, audio_patches, width] and their
+    valid patches int32 [batch] -> a vector [batch, dense_units]; for attention fusion the patches
+    [batch, audio_patches, dense_units] and their mask bool [batch, audio_patches]."""
+    embeddings = keras.Input(
+        (features.audio_patches, features.audio_embedding_width), name=AUDIO_EMBEDDINGS_INPUT, dtype="float32"
+    )
+    patches = keras.Input((), name=AUDIO_PATCHES_INPUT, dtype="int32")
+    inputs = {AUDIO_EMBEDDINGS_INPUT: embeddings, AUDIO_PATCHES_INPUT: patches}
+    x = _audio_normalization(-1, statistics, "audio_embeddings_normalization")(embeddings)
+    # The rows beyond a song's patches are parse_song's zero-padding: neither pooling nor attention sees them.
+    mask = LengthMask(features.audio_patches, name="audio_patch_mask")(patches)
+
+    if config.fusion == "attention" and config.fused:
+        sequence = keras.layers.Dense(config.dense_units, activation="relu", name="audio_patches_dense")(x)
+        return keras.Model(inputs, [sequence, mask], name=AUDIO_ENCODER)
+    # The mean says what the song is like throughout, the max what stands out in some patch.
+    pooled = MaskedMeanMaxPooling(name="audio_mean_max_pool")([x, mask])
+    pooled = keras.layers.Dropout(config.dropout, name="audio_dropout")(pooled)
+    vector = keras.layers.Dense(config.dense_units, activation="relu", name="audio_dense")(pooled)
+    return keras.Model(inputs, vector, name=AUDIO_ENCODER)
 
 
 def _token_vectors(
@@ -114,8 +172,7 @@ def _token_vectors(
         )
         tokens = keras.Input((), name=TOKENS_INPUT, dtype="int32")
         inputs[EMBEDDINGS_INPUT], inputs[TOKENS_INPUT] = embeddings, tokens
-        positions = ops.expand_dims(ops.arange(features.max_tokens, dtype="int32"), 0)
-        return embeddings, ops.less(positions, ops.expand_dims(tokens, -1))
+        return embeddings, LengthMask(features.max_tokens, name="tokens_mask")(tokens)
 
     words = keras.Input((), name=WORDS_INPUT, dtype="string")
     inputs[WORDS_INPUT] = words
@@ -132,7 +189,6 @@ def _token_vectors(
     ids = vectorization(words)
     vectors = keras.layers.Embedding(config.vocabulary_size, config.embedding_dim, name="word_embedding")(ids)
     return vectors, ops.not_equal(ids, 0)
-
 
 
 def lyrics_encoder(
@@ -175,9 +231,9 @@ def _encode(encoder: keras.Model, inputs: dict[str, keras.KerasTensor]) -> list[
 
 
 def _audio_branch(config: ModelConfig, encoder: keras.Model, inputs: dict) -> _Branch:
-    (output,) = _encode(encoder, inputs)
+    output, *mask = _encode(encoder, inputs)
     if config.fusion == "attention" and config.fused:
-        return _Branch(sequence=output)
+        return _Branch(sequence=output, mask=mask[0] if mask else None)
     return _Branch(vector=output)
 
 
@@ -197,9 +253,10 @@ def _fuse(config: ModelConfig, audio: _Branch | None, lyrics: _Branch | None) ->
         return keras.layers.Concatenate(name="concat_fusion")([audio.vector, lyrics.vector])
     if config.fusion == "gated":
         return GatedMultimodalUnit(config.dense_units, name="gated_fusion")([audio.vector, lyrics.vector])
+    audio_mask = [] if audio.mask is None else [audio.mask]
     attended = CrossModalAttention(
         ATTENTION_HEADS, config.dense_units // ATTENTION_HEADS, config.dropout, name="attention_fusion"
-    )([audio.sequence, lyrics.sequence, lyrics.mask])
+    )([audio.sequence, lyrics.sequence, lyrics.mask, *audio_mask])
     return keras.layers.Concatenate(name="attention_and_presence")([attended, lyrics.present])
 
 
@@ -209,9 +266,10 @@ def build_model(
     """A compiled model for the shards described by `meta`.
 
     `statistics`: the training split's (`genre_fusion.data.train_statistics`, counted by `data_prep
-    build`): the log-mel normalisation's per-mel-bin mean and variance and the learned encoder's
-    vocabulary. Without them the normalisation is the identity and every word is out of
-    vocabulary: the model has its final structure (for summaries and shapes), not its inputs' scale.
+    build`): the audio normalisation's per-dimension mean and variance (mel bins, or embedding
+    dimensions) and the learned encoder's vocabulary. Without them the normalisation is the
+    identity and every word is out of vocabulary: the model has its final structure (for summaries
+    and shapes), not its inputs' scale.
     Raises ValueError when the settings do not fit the shards' features.
     """
     features = meta.features

@@ -126,9 +126,12 @@ class ModelConfig:
             )
 
     def check_features(self, features: FeatureConfig) -> None:
-        """Raise ValueError when these settings cannot work on clips of `features`."""
+        """Raise ValueError when these settings cannot work on clips of `features`. The conv blocks
+        pool log-mels only: a pretrained audio encoder's embeddings do not limit them."""
+        if AUDIO not in self.modalities or features.uses_audio_embeddings:
+            return
         most = max_conv_blocks(features.mel_bins)
-        if AUDIO in self.modalities and self.conv_blocks > most:
+        if self.conv_blocks > most:
             raise SettingError(
                 "conv_blocks",
                 f"must be at most {most}: more pool the {features.mel_bins} mel bins of the shards below 1, "
