@@ -7,7 +7,7 @@ MUSICNN_VERSION := 0.1.0
 # TensorFlow's C++ start-up notices are noise for a user.
 TF_QUIET := TF_CPP_MIN_LOG_LEVEL=2
 
-.PHONY: install test lint demo clean
+.PHONY: install test test-fast lint demo clean
 
 # The venv is refreshed whenever one of the project's install files changes.
 $(STAMP): requirements.txt requirements-dev.txt setup.py Makefile
@@ -29,6 +29,12 @@ test: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(TF_QUIET) $(PY) -m pytest -q
+
+# The unit tests alone, in under a minute: no shards built, no training, export, tuning or subprocess.
+test-fast: install
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+	$(TF_QUIET) $(PY) -m pytest -q -m "not e2e"
 
 demo: install
 	$(TF_QUIET) $(PY) -m data_prep synth --out $(DEMO)/music4all --faults

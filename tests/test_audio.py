@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from genre_fusion.features.audio import AudioDecodeError, decode_audio
-from tests.conftest import SAMPLE_RATE, tone
+from genre_fusion.features.config import DEFAULT_SAMPLE_RATE as SAMPLE_RATE
 
 
 def dominant_frequency(waveform: np.ndarray, rate: int) -> float:
@@ -15,7 +15,7 @@ def dominant_frequency(waveform: np.ndarray, rate: int) -> float:
 
 
 @pytest.mark.parametrize("extension", ["mp3", "wav", "flac", "ogg"])
-def test_every_format_decodes_to_a_mono_clip_of_fixed_length(tmp_path: Path, extension: str):
+def test_every_format_decodes_to_a_mono_clip_of_fixed_length(tmp_path: Path, tone, extension: str):
     path = tmp_path / f"song.{extension}"
     sf.write(path, tone(2.0, 440.0, rate=44_100, channels=2), 44_100)
 
@@ -29,7 +29,7 @@ def test_every_format_decodes_to_a_mono_clip_of_fixed_length(tmp_path: Path, ext
     assert dominant_frequency(clip.waveform[:SAMPLE_RATE], SAMPLE_RATE) == pytest.approx(440.0, abs=3)
 
 
-def test_bytes_and_path_give_the_same_clip_and_long_audio_is_cut(tmp_path: Path):
+def test_bytes_and_path_give_the_same_clip_and_long_audio_is_cut(tmp_path: Path, tone):
     path = tmp_path / "long.flac"
     sf.write(path, tone(5.0), SAMPLE_RATE)
     from_path = decode_audio(path, SAMPLE_RATE, clip_seconds=2.0)
@@ -39,7 +39,7 @@ def test_bytes_and_path_give_the_same_clip_and_long_audio_is_cut(tmp_path: Path)
     np.testing.assert_allclose(from_path.waveform, tone(5.0)[: 2 * SAMPLE_RATE], atol=1e-4)
 
 
-def test_faulty_audio_raises_with_a_stable_reason(tmp_path: Path):
+def test_faulty_audio_raises_with_a_stable_reason(tmp_path: Path, tone):
     (tmp_path / "empty.mp3").write_bytes(b"")
     (tmp_path / "corrupt.mp3").write_bytes(np.random.default_rng(0).bytes(4000))
     sf.write(tmp_path / "short.wav", tone(0.5), SAMPLE_RATE)
@@ -72,14 +72,20 @@ def test_a_file_no_decoder_recognises_is_named_so(tmp_path: Path):
     assert "does not exist" not in str(raised.value)
 
 
-def encoded(seconds: float, extension: str) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, tone(seconds), SAMPLE_RATE, format=extension.upper())
-    return buffer.getvalue()
+@pytest.fixture
+def encoded(tone):
+    """`encoded(seconds, extension)`: the bytes of a tone's audio file in that format."""
+
+    def encode(seconds: float, extension: str) -> bytes:
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(seconds), SAMPLE_RATE, format=extension.upper())
+        return buffer.getvalue()
+
+    return encode
 
 
 @pytest.mark.parametrize("extension", ["mp3", "wav"])
-def test_a_file_cut_short_of_its_declared_length_is_truncated(tmp_path: Path, extension: str):
+def test_a_file_cut_short_of_its_declared_length_is_truncated(tmp_path: Path, encoded, extension: str):
     whole = encoded(6.0, extension)
     path = tmp_path / f"cut.{extension}"
     path.write_bytes(whole[: int(0.3 * len(whole))])
@@ -91,7 +97,7 @@ def test_a_file_cut_short_of_its_declared_length_is_truncated(tmp_path: Path, ex
 
 
 @pytest.mark.parametrize("extension", ["mp3", "wav"])
-def test_complete_files_are_not_truncated(tmp_path: Path, extension: str):
+def test_complete_files_are_not_truncated(tmp_path: Path, encoded, extension: str):
     path = tmp_path / f"song.{extension}"
     path.write_bytes(encoded(2.0, extension))
     assert decode_audio(path, SAMPLE_RATE, clip_seconds=4.0).seconds == pytest.approx(2.0, abs=0.06)
@@ -99,7 +105,7 @@ def test_complete_files_are_not_truncated(tmp_path: Path, extension: str):
     assert decode_audio(path, SAMPLE_RATE, clip_seconds=2.0).seconds == 2.0
 
 
-def test_an_mp3_without_a_length_header_is_not_judged_by_its_estimated_length(tmp_path: Path):
+def test_an_mp3_without_a_length_header_is_not_judged_by_its_estimated_length(tmp_path: Path, encoded):
     whole = encoded(2.0, "mp3")
     # Without its Xing header and behind a large ID3 tag (cover art), libsndfile estimates the
     # length from the file size and overstates it several times.

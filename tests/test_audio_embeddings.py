@@ -344,6 +344,7 @@ def test_the_normalisation_is_the_training_statistics(shards, variant):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.e2e
 def test_a_fused_model_learns_the_genres_from_the_embeddings(shards):
     keras.utils.set_random_seed(0)
     meta = read_meta(shards)
@@ -355,6 +356,7 @@ def test_a_fused_model_learns_the_genres_from_the_embeddings(shards):
     assert accuracy >= 0.8, f"test accuracy {accuracy:.2f}; chance is {1 / len(GENRES):.2f}"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", ["concat", "attention"])
 def test_saved_model_reloads_with_identical_predictions(shards, tmp_path, variant):
     config, model = _model(shards, variant)

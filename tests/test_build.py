@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 
 from data_prep.__main__ import main
 from data_prep.build_config import BuildConfig
@@ -17,36 +16,21 @@ from data_prep.build_error import BuildError
 from data_prep.builder import build_shards
 from data_prep.plan import plan_build, read_source
 from data_prep.synth import write_demo_collection
-from genre_fusion.data.schema import parse_song
-from genre_fusion.data.shards import read_meta, shard_files
+from genre_fusion.data.shards import read_meta
 from genre_fusion.data.train_statistics import read_statistics
 from genre_fusion.features.audio import decode_audio
-from genre_fusion.features.config import FeatureConfig
 from genre_fusion.features.log_mel import LogMelSpectrogram
 from genre_fusion.features.principal_words import principal_words
 
-FEATURES = FeatureConfig(clip_seconds=2.0, mel_bins=32)
-
-
-def read_split(shards: Path, split: str) -> list[dict]:
-    meta = read_meta(shards)
-    dataset = tf.data.TFRecordDataset([str(f) for f in shard_files(shards, split)])
-    return [
-        {key: value.numpy() for key, value in parse_song(record, meta.features).items()} for record in dataset
-    ]
-
-
-def build(manifest: Path, out: Path, **settings) -> BuildConfig:
-    config = BuildConfig(out=str(out), manifest=str(manifest), features=FEATURES, **settings)
-    build_shards(config, workers=2, progress=False)
-    return config
+pytest_plugins = ["tests.build_fixtures"]
+pytestmark = pytest.mark.e2e
 
 
 def test_shards_hold_every_song_once_with_the_features_of_the_shared_implementation(
-    manifest_collection: Path, tmp_path: Path
+    manifest_collection: Path, tmp_path: Path, manifest_features, build_shards_from, read_split
 ):
     out = tmp_path / "shards"
-    build(manifest_collection, out, shard_size=8)
+    build_shards_from(manifest_collection, out, shard_size=8)
 
     meta = read_meta(out)
     assert meta.genres == ("jazz", "pop", "rock")  # "live" is on every song but nobody's first genre
@@ -58,27 +42,33 @@ def test_shards_hold_every_song_once_with_the_features_of_the_shared_implementat
     assert all(count > 0 for count in meta.genre_counts["train"])
 
     manifest = pd.read_csv(manifest_collection).set_index("id")
-    layer = LogMelSpectrogram.from_features(FEATURES)
+    layer = LogMelSpectrogram.from_features(manifest_features)
     for split in ("train", "val", "test"):
         songs = read_split(out, split)
         assert sorted(s["id"].decode() for s in songs) == sorted(splits.loc[splits["split"] == split, "id"])
         song = songs[0]
         row = manifest.loc[song["id"].decode()]
         clip = decode_audio(
-            manifest_collection.parent / row["audio"], FEATURES.sample_rate, FEATURES.clip_seconds
+            manifest_collection.parent / row["audio"],
+            manifest_features.sample_rate,
+            manifest_features.clip_seconds,
         )
         expected = layer(clip.waveform[None]).numpy()[0]
         # batched vs single-song float32 round-off, stored as float16
         np.testing.assert_allclose(song["log_mel"], expected, atol=0.02, rtol=1e-3)
         lyrics = (manifest_collection.parent / row["lyrics"]).read_text()
-        assert song["words"].decode() == principal_words([lyrics], FEATURES.max_tokens)[0]
+        assert song["words"].decode() == principal_words([lyrics], manifest_features.max_tokens)[0]
         assert meta.genres[song["labels"][0]] == row["genres"].split(",")[0]
         assert song["audio_seconds"] == pytest.approx(2.0, abs=0.06)
 
 
-def test_training_statistics_are_those_of_the_training_songs_alone(manifest_collection: Path, tmp_path: Path):
+def test_training_statistics_are_those_of_the_training_songs_alone(
+    manifest_collection: Path, tmp_path: Path, manifest_features, read_split
+):
     out = tmp_path / "shards"
-    config = BuildConfig(out=str(out), manifest=str(manifest_collection), features=FEATURES, shard_size=8)
+    config = BuildConfig(
+        out=str(out), manifest=str(manifest_collection), features=manifest_features, shard_size=8
+    )
     plan = plan_build(config, read_source(config))
     held_out = next(task for shard in plan.shards if shard.split != "train" for task in shard.tasks)
     held_out.lyrics.write_text("a heldout word only\n")
@@ -94,8 +84,8 @@ def test_training_statistics_are_those_of_the_training_songs_alone(manifest_coll
     assert "heldout" not in statistics.ranked_words
 
 
-def test_artists_never_cross_splits(manifest_collection: Path, tmp_path: Path):
-    build(manifest_collection, tmp_path / "shards")
+def test_artists_never_cross_splits(manifest_collection: Path, tmp_path: Path, build_shards_from):
+    build_shards_from(manifest_collection, tmp_path / "shards")
     splits = pd.read_csv(tmp_path / "shards" / "splits.csv").set_index("id")["split"]
     artists = pd.read_csv(manifest_collection).set_index("id")["artist"]
     assert (splits.groupby(artists).nunique() == 1).all()
@@ -158,19 +148,23 @@ def test_a_build_killed_with_sigkill_resumes_to_the_same_files(manifest_collecti
     assert read_meta(clean) == read_meta(interrupted)
 
 
-def test_a_different_build_in_the_same_folder_is_refused(manifest_collection: Path, tmp_path: Path):
+def test_a_different_build_in_the_same_folder_is_refused(
+    manifest_collection: Path, tmp_path: Path, build_shards_from
+):
     out = tmp_path / "shards"
-    build(manifest_collection, out)
-    build(manifest_collection, out)  # the same build again: nothing to do, still fine
+    build_shards_from(manifest_collection, out)
+    build_shards_from(manifest_collection, out)  # the same build again: nothing to do, still fine
     with pytest.raises(BuildError, match="other settings"):
-        build(manifest_collection, out, seed=7)
+        build_shards_from(manifest_collection, out, seed=7)
     (tmp_path / "occupied").mkdir()
     (tmp_path / "occupied" / "notes.txt").write_text("mine")
     with pytest.raises(BuildError, match="choose an empty --out"):
-        build(manifest_collection, tmp_path / "occupied")
+        build_shards_from(manifest_collection, tmp_path / "occupied")
 
 
-def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection: Path, tmp_path: Path):
+def test_per_song_faults_are_recorded_and_the_build_goes_on(
+    manifest_collection: Path, tmp_path: Path, build_shards_from, read_split
+):
     root = manifest_collection.parent
     (root / "audio" / "s3.mp3").write_bytes(b"not an mp3 at all" * 50)
     (root / "audio" / "s4.wav").unlink()
@@ -181,7 +175,7 @@ def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection:
         manifest.write('s1,audio/s1.mp3,text/s1.txt,"rock",artist1\n')  # duplicate id
         manifest.write('s99,audio/s2.wav,text/s2.txt,"polka",artist1\n')  # genre outside the top 3
     out = tmp_path / "shards"
-    build(manifest_collection, out, top_genres=3)
+    build_shards_from(manifest_collection, out, top_genres=3)
 
     rejected = pd.read_csv(out / "rejected.csv").set_index("id")["reason"].to_dict()
     assert rejected == {
@@ -196,42 +190,18 @@ def test_per_song_faults_are_recorded_and_the_build_goes_on(manifest_collection:
     songs = {s["id"].decode(): s for split in ("train", "val", "test") for s in read_split(out, split)}
     assert songs["s6"]["words"] == songs["s7"]["words"] == b""
 
-    build(manifest_collection, tmp_path / "strict", top_genres=3, require_lyrics=True)
+    build_shards_from(manifest_collection, tmp_path / "strict", top_genres=3, require_lyrics=True)
     strict = pd.read_csv(tmp_path / "strict" / "rejected.csv").set_index("id")["reason"]
     assert strict["s6"] == "missing lyrics" and strict["s7"] == "empty lyrics"
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        (["--languages", "en"], "empty selection"),
-        (["--split", "0.5,0.5"], "--split"),
-        (["--text-encoder", "{tmp}/no-module"], "--text-encoder learned"),
-    ],
-)
-def test_cli_structural_errors_exit_2_with_a_message(
-    manifest_collection: Path, tmp_path: Path, capsys, options: list[str], message: str
-):
-    options = [option.format(tmp=tmp_path) for option in options]
-    arguments = ["build", "--manifest", str(manifest_collection), "--out", str(tmp_path / "o"), *options]
-    assert main(arguments) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()  # a refused build leaves no folder behind
-
-
-def test_cli_names_a_manifest_that_does_not_exist(tmp_path: Path, capsys):
-    assert main(["build", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
-    assert "none.csv does not exist" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
-
-
-def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path):
-    build(manifest_collection, tmp_path / "shards", limit=20)
+def test_limit_takes_the_first_songs(manifest_collection: Path, tmp_path: Path, build_shards_from):
+    build_shards_from(manifest_collection, tmp_path / "shards", limit=20)
     assert sum(read_meta(tmp_path / "shards").split_sizes.values()) == 20
 
 
 def test_lyrics_rejections_come_before_the_vocabulary_and_the_split(
-    manifest_collection: Path, tmp_path: Path
+    manifest_collection: Path, tmp_path: Path, build_shards_from
 ):
     root = manifest_collection.parent
     rows = manifest_collection.read_text().splitlines()
@@ -242,7 +212,7 @@ def test_lyrics_rejections_come_before_the_vocabulary_and_the_split(
         rows = [row.replace(f",text/{song}.txt,", ",,") for row in rows]
     manifest_collection.write_text("\n".join(rows) + "\n")
     out = tmp_path / "shards"
-    build(manifest_collection, out, require_lyrics=True)
+    build_shards_from(manifest_collection, out, require_lyrics=True)
 
     meta = read_meta(out)
     assert meta.genres == ("pop", "rock")  # jazz had no song left to label
@@ -287,8 +257,12 @@ def test_a_build_that_keeps_no_song_fails_and_lists_every_song(
     assert sum(read_meta(out).split_sizes.values()) == 36
 
 
-def test_a_build_that_leaves_val_without_songs_fails(manifest_collection: Path, tmp_path: Path, capsys):
-    config = BuildConfig(out=str(tmp_path / "shards"), manifest=str(manifest_collection), features=FEATURES)
+def test_a_build_that_leaves_val_without_songs_fails(
+    manifest_collection: Path, tmp_path: Path, capsys, manifest_features
+):
+    config = BuildConfig(
+        out=str(tmp_path / "shards"), manifest=str(manifest_collection), features=manifest_features
+    )
     plan = plan_build(config, read_source(config))
     val = [task for shard in plan.shards if shard.split == "val" for task in shard.tasks]
     for task in val:

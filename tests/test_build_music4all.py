@@ -18,6 +18,8 @@ from genre_fusion.encoders.text import HubTextEncoder
 from genre_fusion.features.config import FeatureConfig
 from tests import hub_standins
 
+pytestmark = pytest.mark.e2e
+
 # The reason recorded in rejected.csv for each fault the demo generator plants.
 REASON_OF_FAULT = {
     "corrupt_audio": "undecodable audio",

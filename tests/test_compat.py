@@ -55,6 +55,7 @@ def _run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.e2e
 def test_string_inputs_under_a_mirrored_strategy_need_the_workaround_and_fit_with_it():
     without = _run_python(STRING_MODEL_UNDER_MIRRORED_STRATEGY, "plain")
     # The bug: averaging a batch of strings over the replicas (AddN has no string kernel).

@@ -45,10 +45,11 @@ def exit_code(arguments: list[str]) -> int:
     ],
 )
 def test_build_rejects_bad_numbers_before_any_work(
-    manifest_collection: Path, tmp_path: Path, capsys, options: list[str], named: str
+    shared_manifest_collection: Path, tmp_path: Path, capsys, options: list[str], named: str
 ):
     out = tmp_path / "shards"
-    assert exit_code(["build", "--manifest", str(manifest_collection), "--out", str(out), *options]) == 2
+    manifest = str(shared_manifest_collection)
+    assert exit_code(["build", "--manifest", manifest, "--out", str(out), *options]) == 2
     assert named in capsys.readouterr().err
     assert not out.exists()
 
@@ -75,13 +76,39 @@ def test_the_top_parser_takes_no_abbreviated_option(capsys):
     assert "show this help message" not in capsys.readouterr().out  # --hel is not --help
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--languages", "en"], "empty selection"),
+        (["--split", "0.5,0.5"], "--split"),
+        (["--text-encoder", "{tmp}/no-module"], "--text-encoder learned"),
+    ],
+)
+def test_cli_structural_errors_exit_2_with_a_message(
+    shared_manifest_collection: Path, tmp_path: Path, capsys, options: list[str], message: str
+):
+    options = [option.format(tmp=tmp_path) for option in options]
+    manifest = str(shared_manifest_collection)
+    arguments = ["build", "--manifest", manifest, "--out", str(tmp_path / "o"), *options]
+    assert main(arguments) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # a refused build leaves no folder behind
+
+
+def test_cli_names_a_manifest_that_does_not_exist(tmp_path: Path, capsys):
+    assert main(["build", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "none.csv does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("command", ["synth", "build"])
 def test_an_output_folder_that_cannot_be_created_is_named(
-    manifest_collection: Path, tmp_path: Path, capsys, command: str
+    shared_manifest_collection: Path, tmp_path: Path, capsys, command: str
 ):
     blocker = tmp_path / "a-file"
     blocker.write_text("mine")
-    source = ["--manifest", str(manifest_collection), "--clip-seconds", "2"] if command == "build" else []
+    build_source = ["--manifest", str(shared_manifest_collection), "--clip-seconds", "2"]
+    source = build_source if command == "build" else []
     for out in (blocker / "out", blocker):
         assert exit_code([command, *source, "--out", str(out)]) == 2
         error = capsys.readouterr().err
@@ -90,9 +117,9 @@ def test_an_output_folder_that_cannot_be_created_is_named(
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
-def test_a_read_only_output_folder_is_named(manifest_collection: Path, tmp_path: Path, capsys):
+def test_a_read_only_output_folder_is_named(shared_manifest_collection: Path, tmp_path: Path, capsys):
     read_only = tmp_path / "read-only"
     read_only.mkdir(mode=0o500)
     out = read_only / "shards"
-    assert exit_code(["build", "--manifest", str(manifest_collection), "--out", str(out)]) == 2
+    assert exit_code(["build", "--manifest", str(shared_manifest_collection), "--out", str(out)]) == 2
     assert f"--out {out}" in capsys.readouterr().err

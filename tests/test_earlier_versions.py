@@ -43,6 +43,7 @@ def test_an_earlier_run_loads_with_this_versions_layers(earlier):
     assert {CrossModalAttention, ModalityDropout} <= kinds
 
 
+@pytest.mark.e2e
 def test_an_earlier_run_evaluates_on_earlier_shards(earlier, capsys):
     run = earlier / "run"
     assert evaluate.main(["--run", str(run), "--data", str(earlier / "shards"), "--split", "test"]) == 0
@@ -50,6 +51,7 @@ def test_an_earlier_run_evaluates_on_earlier_shards(earlier, capsys):
     assert metrics["songs"] == 8 and 0.0 <= metrics["accuracy"] <= 1.0
 
 
+@pytest.mark.e2e
 def test_earlier_shards_train_a_new_run_and_an_earlier_run_is_replaced_by_overwrite(earlier):
     shards, run = earlier / "shards", earlier / "run"
     settings = ["--epochs", "1", "--conv-blocks", "1", "--conv-filters", "2", "--lstm-units", "2"]
@@ -61,6 +63,7 @@ def test_earlier_shards_train_a_new_run_and_an_earlier_run_is_replaced_by_overwr
     assert len(pd.read_csv(run / "history.csv")) == 1  # the earlier run's files were this project's
 
 
+@pytest.mark.e2e
 def test_an_earlier_run_exports_and_both_exports_classify_a_song(earlier, tmp_path, capsys):
     song = _song(tmp_path)
     new_export = tmp_path / "new_export"

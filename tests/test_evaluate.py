@@ -16,6 +16,7 @@ from genre_fusion.files.owned_outputs import MARKER_FILE, foreign_entries, owned
 from genre_fusion.runs.layout import MODEL_FILE, RUN_ARTIFACTS
 
 pytest_plugins = ["tests.training_fixtures"]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

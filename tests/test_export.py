@@ -1,34 +1,30 @@
 """`genre_fusion.export`: a finished run -> one SavedModel that serves raw audio and lyrics alone.
 
-Once per session (`trained_exports`, shared with test_predict.py): an 80-song demo collection,
-shards with the learned text encoder and with the TF1 stand-in of ELMo (reference variables, like
-ELMo itself), a one-epoch run of a small model on each, and their exports. The round trip serves
-both exports in a fresh Python process that imports only TensorFlow and NumPy, with the run
-directories and the hub module folder moved away, and compares with the trained Keras models fed
-the songs' features as the shards hold them.
+On the session's `trained_exports` (tests/export_fixtures.py, shared with test_predict.py): two
+small models, one per text encoder, trained and exported. The round trip serves both exports in a
+fresh Python process that imports only TensorFlow and NumPy, with the run directories and the hub
+module folder moved away, and compares with the trained Keras models fed the songs' features as
+the shards hold them.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.build_config import BuildConfig
-from data_prep.builder import build_shards
 from data_prep.sources import read_music4all
-from data_prep.synth import write_demo_collection
 from genre_fusion.data.inputs import EMBEDDINGS_INPUT, LOG_MEL_INPUT, TOKENS_INPUT, WORDS_INPUT, input_names
 from genre_fusion.data.schema import parse_song
 from genre_fusion.data.shards import SPLITS, read_meta, shard_files
@@ -40,18 +36,14 @@ from genre_fusion.runs.config import TrainConfig
 from genre_fusion.runs.layout import MODEL_FILE, RUN_FILE
 from genre_fusion.serving import export
 from genre_fusion.serving.layout import CLASSIFY_SIGNATURE, FEATURES_SIGNATURE, SERVING_SIGNATURE
-from genre_fusion.training.cli import main as train_main
 from tests import hub_standins
 
-ENCODERS = ("learned", "hub")
-KINDS = ("shards", "run", "model")  # folder name prefixes, in the order of TrainedExports' fields
-GENRES = 4
-FEATURES = FeatureConfig(clip_seconds=2.0, mel_bins=32)
-SMALL_MODEL = [
-    "--epochs", "1", "--batch-size", "16", "--conv-blocks", "2", "--conv-filters", "4", "--lstm-layers", "1",
-    "--lstm-units", "8", "--dense-units", "8", "--vocabulary-size", "300", "--embedding-dim", "8",
-]  # fmt: skip
-TOP_K = 3
+if TYPE_CHECKING:  # imported by pytest, as a plugin, at run time
+    from tests.export_fixtures import TrainedExports
+
+pytest_plugins = ["tests.export_fixtures"]
+pytestmark = pytest.mark.e2e
+
 # The shards store log-mel and embeddings as float16 (11-bit significand: relative error <= 2**-11,
 # plus float16's absolute resolution near 0); served features are float32.
 FLOAT16_RTOL = 2**-10
@@ -62,40 +54,6 @@ SAME_FEATURES_ATOL = 1e-5
 # Served probabilities against the Keras model fed the shards' float16 features: float16 rounding
 # of the inputs is the only difference (measured: at most 1.1e-5 on these small models).
 SHARD_FEATURES_ATOL = 1e-4
-
-
-@dataclass(frozen=True)
-class TrainedExports:
-    """Paths by text encoder ("learned", "hub"): shards, runs, and exports (top-k `TOP_K`)."""
-
-    collection: Path
-    standin: Path
-    shards: dict[str, Path]
-    runs: dict[str, Path]
-    models: dict[str, Path]
-
-
-@functools.cache
-def trained_exports(root: Path) -> TrainedExports:
-    """Build, train and export once under `root` (a session's base temp folder: test_predict.py
-    calls this too, and gets the same result)."""
-    collection = root / "music4all"
-    write_demo_collection(collection, songs=80, genres=GENRES, seconds=2.0, progress=False)
-    standin = hub_standins.build_tf1_standin(root / "elmo_standin")
-    features = {"learned": FEATURES, "hub": replace(FEATURES, text_encoder=str(standin))}
-    shards, runs, models = ({encoder: root / f"{kind}_{encoder}" for encoder in ENCODERS} for kind in KINDS)
-    for encoder in ENCODERS:
-        config = BuildConfig(out=str(shards[encoder]), music4all=str(collection), features=features[encoder])
-        build_shards(config, workers=2, progress=False)
-        assert train_main(["--data", str(shards[encoder]), "--run", str(runs[encoder]), *SMALL_MODEL]) == 0
-        top_k = ["--top-k", str(TOP_K)]
-        assert export.main(["--run", str(runs[encoder]), "--out", str(models[encoder]), *top_k]) == 0
-    return TrainedExports(collection, standin, shards, runs, models)
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> TrainedExports:
-    return trained_exports(tmp_path_factory.getbasetemp() / "trained_exports")
 
 
 @dataclass(frozen=True)
@@ -126,17 +84,18 @@ def _raw_lyrics(path: Path | None) -> str:
     return (read_lyrics(path) or "") if isinstance(path, Path) else ""
 
 
-def _songs(trained: TrainedExports) -> Songs:
-    records = {encoder: _shard_records(trained.shards[encoder]) for encoder in ENCODERS}
+def _songs(trained_exports: TrainedExports) -> Songs:
+    records = {encoder: _shard_records(shards) for encoder, shards in trained_exports.shards.items()}
     ids = sorted(records["learned"])
     assert sorted(records["hub"]) == ids
-    sources = read_music4all(trained.collection).set_index("id")
+    sources = read_music4all(trained_exports.collection).set_index("id")
+    features = trained_exports.features
     waveforms = [
-        decode_audio(sources.at[i, "audio"], FEATURES.sample_rate, FEATURES.clip_seconds).waveform
+        decode_audio(sources.at[i, "audio"], features.sample_rate, features.clip_seconds).waveform
         for i in ids
     ]
     lyrics = [_raw_lyrics(sources.at[i, "lyrics"]) for i in ids]
-    return Songs(ids, np.stack(waveforms), lyrics, {e: [records[e][i] for i in ids] for e in ENCODERS})
+    return Songs(ids, np.stack(waveforms), lyrics, {e: [records[e][i] for i in ids] for e in records})
 
 
 def shard_inputs(records: list[dict], features: FeatureConfig, without_lyrics: bool = False) -> dict:
@@ -200,15 +159,15 @@ class RoundTrip:
 
 
 @pytest.fixture(scope="module")
-def round_trip(trained: TrainedExports, tmp_path_factory) -> RoundTrip:
-    songs = _songs(trained)
+def round_trip(trained_exports: TrainedExports, tmp_path_factory) -> RoundTrip:
+    songs = _songs(trained_exports)
     work = tmp_path_factory.mktemp("round_trip")
     np.savez(
         work / "songs.npz",
         waveforms=songs.waveforms,
         lyrics=np.array([text.encode() for text in songs.lyrics]),
     )
-    moved = [trained.standin, *trained.runs.values()]
+    moved = [trained_exports.standin, *trained_exports.runs.values()]
     for path in moved:
         path.rename(path.with_name(path.name + ".moved"))
     try:
@@ -217,7 +176,7 @@ def round_trip(trained: TrainedExports, tmp_path_factory) -> RoundTrip:
                 sys.executable,
                 "-c",
                 SERVE_SCRIPT,
-                json.dumps({encoder: str(path) for encoder, path in trained.models.items()}),
+                json.dumps({encoder: str(path) for encoder, path in trained_exports.models.items()}),
                 str(work / "songs.npz"),
                 str(work),
             ],
@@ -231,21 +190,20 @@ def round_trip(trained: TrainedExports, tmp_path_factory) -> RoundTrip:
         for path in moved:
             path.with_name(path.name + ".moved").rename(path)
     assert result.returncode == 0, result.stderr[-3000:]
-    served = {encoder: dict(np.load(work / f"{encoder}.npz")) for encoder in ENCODERS}
+    served = {encoder: dict(np.load(work / f"{encoder}.npz")) for encoder in trained_exports.models}
     return RoundTrip(songs, served, json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def _keras_model(trained: TrainedExports, encoder: str) -> keras.Model:
-    return keras.models.load_model(trained.runs[encoder] / MODEL_FILE, compile=False)
+def _keras_model(trained_exports: TrainedExports, encoder: str) -> keras.Model:
+    return keras.models.load_model(trained_exports.runs[encoder] / MODEL_FILE, compile=False)
 
 
 def test_the_fresh_process_needs_nothing_but_tensorflow(round_trip):
     assert round_trip.report["modules"] == []
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
-def test_served_features_are_the_shards_features(trained, round_trip, encoder):
-    features = TrainConfig.load(trained.runs[encoder]).features
+def test_served_features_are_the_shards_features(trained_exports, round_trip, encoder):
+    features = TrainConfig.load(trained_exports.runs[encoder]).features
     served = round_trip.served[encoder]
     expected = shard_inputs(round_trip.songs.records[encoder], features)
     assert sorted(name for name in served if name.startswith("features_")) == sorted(
@@ -261,14 +219,14 @@ def test_served_features_are_the_shards_features(trained, round_trip, encoder):
     assert any(has_lyrics) and not all(has_lyrics)  # the collection's instrumental songs are in the test
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
-def test_served_probabilities_match_the_trained_model(trained, round_trip, encoder):
-    features = TrainConfig.load(trained.runs[encoder]).features
-    model = _keras_model(trained, encoder)
+def test_served_probabilities_match_the_trained_model(trained_exports, round_trip, encoder):
+    features = TrainConfig.load(trained_exports.runs[encoder]).features
+    model = _keras_model(trained_exports, encoder)
     served = round_trip.served[encoder]
     records = round_trip.songs.records[encoder]
     probabilities = served["served_probabilities"]
-    assert probabilities.shape == (len(records), GENRES) and probabilities.dtype == np.float32
+    assert probabilities.shape == (len(records), trained_exports.genre_count)
+    assert probabilities.dtype == np.float32
 
     on_shards = model(shard_inputs(records, features), training=False).numpy()
     np.testing.assert_allclose(probabilities, on_shards, atol=SHARD_FEATURES_ATOL)
@@ -276,18 +234,17 @@ def test_served_probabilities_match_the_trained_model(trained, round_trip, encod
     on_served_features = model(served_features, training=False).numpy()
     np.testing.assert_allclose(probabilities, on_served_features, atol=SAME_FEATURES_ATOL)
     # And the ranking is the model's: the genres of the top probabilities, most probable first.
-    genres = np.array(TrainConfig.load(trained.runs[encoder]).genres)
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_K]
+    genres = np.array(TrainConfig.load(trained_exports.runs[encoder]).genres)
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, : trained_exports.top_k]
     np.testing.assert_array_equal(served["served_top_genres"].astype(str), genres[order])
     np.testing.assert_allclose(
         served["served_top_probabilities"], np.take_along_axis(probabilities, order, 1)
     )
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
-def test_songs_without_lyrics_are_served(trained, round_trip, encoder):
-    features = TrainConfig.load(trained.runs[encoder]).features
-    model = _keras_model(trained, encoder)
+def test_songs_without_lyrics_are_served(trained_exports, round_trip, encoder):
+    features = TrainConfig.load(trained_exports.runs[encoder]).features
+    model = _keras_model(trained_exports, encoder)
     records = round_trip.songs.records[encoder]
     no_lyrics = round_trip.served[encoder]["no_lyrics_probabilities"]
     expected = model(shard_inputs(records, features, without_lyrics=True), training=False).numpy()
@@ -299,54 +256,58 @@ def test_songs_without_lyrics_are_served(trained, round_trip, encoder):
     np.testing.assert_allclose(served[~with_lyrics], no_lyrics[~with_lyrics], atol=SAME_FEATURES_ATOL)
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
-def test_signatures_names_and_shapes(trained, round_trip, encoder):
-    features = TrainConfig.load(trained.runs[encoder]).features
+def test_signatures_names_and_shapes(trained_exports, round_trip, encoder):
+    features = TrainConfig.load(trained_exports.runs[encoder]).features
     signatures = round_trip.report[encoder]
     assert sorted(signatures) == sorted([SERVING_SIGNATURE, FEATURES_SIGNATURE, CLASSIFY_SIGNATURE])
+    genres, top_k = trained_exports.genre_count, trained_exports.top_k
     outputs = {
-        "probabilities": ["float32", [None, GENRES]],
-        "top_genres": ["string", [None, TOP_K]],
-        "top_probabilities": ["float32", [None, TOP_K]],
+        "probabilities": ["float32", [None, genres]],
+        "top_genres": ["string", [None, top_k]],
+        "top_probabilities": ["float32", [None, top_k]],
     }
     assert signatures[SERVING_SIGNATURE] == {
         "inputs": {"waveform": ["float32", [None, None]], "lyrics": ["string", [None]]},
         "outputs": outputs,
     }
-    model_inputs = {LOG_MEL_INPUT: ["float32", [None, FEATURES.mel_bins, FEATURES.frames]]}
+    feature_settings = trained_exports.features
+    model_inputs = {LOG_MEL_INPUT: ["float32", [None, feature_settings.mel_bins, feature_settings.frames]]}
     if encoder == "hub":
         width = hub_standins.DEFAULT_WIDTH
-        model_inputs[EMBEDDINGS_INPUT] = ["float32", [None, FEATURES.max_tokens, width]]
+        model_inputs[EMBEDDINGS_INPUT] = ["float32", [None, feature_settings.max_tokens, width]]
         model_inputs[TOKENS_INPUT] = ["int32", [None]]
     else:
         model_inputs[WORDS_INPUT] = ["string", [None]]
     assert signatures[FEATURES_SIGNATURE]["outputs"] == model_inputs
     assert signatures[CLASSIFY_SIGNATURE] == {"inputs": model_inputs, "outputs": outputs}
     # signature.json describes the same signatures, written from the reloaded export.
-    written = json.loads((trained.models[encoder] / export.SIGNATURE_FILE).read_text())
-    assert written["top_k"] == TOP_K
+    model = trained_exports.models[encoder]
+    written = json.loads((model / export.SIGNATURE_FILE).read_text())
+    assert written["top_k"] == top_k
     for name, signature in signatures.items():
         for kind in ("inputs", "outputs"):
             assert {
                 n: [s["dtype"], s["shape"]] for n, s in written["signatures"][name][kind].items()
             } == signature[kind]
-    assert features.to_dict() == json.loads((trained.models[encoder] / export.FEATURES_FILE).read_text())
+    assert features.to_dict() == json.loads((model / export.FEATURES_FILE).read_text())
 
 
-def test_labels_txt_lists_the_genres_in_output_order(trained):
-    for encoder in ENCODERS:
-        labels = (trained.models[encoder] / export.LABELS_FILE).read_text(encoding="utf-8").splitlines()
-        assert labels == list(TrainConfig.load(trained.runs[encoder]).genres) and len(labels) == GENRES
-        assert "predict" in (trained.models[encoder] / export.README_FILE).read_text()
+def test_labels_txt_lists_the_genres_in_output_order(trained_exports):
+    for encoder, model in trained_exports.models.items():
+        labels = (model / export.LABELS_FILE).read_text(encoding="utf-8").splitlines()
+        assert labels == list(TrainConfig.load(trained_exports.runs[encoder]).genres)
+        assert len(labels) == trained_exports.genre_count
+        assert "predict" in (model / export.README_FILE).read_text()
 
 
-def test_refuses_a_run_without_a_finished_model(trained, tmp_path, capsys):
+def test_refuses_a_run_without_a_finished_model(trained_exports, tmp_path, capsys):
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
-    shutil.copy(trained.runs["learned"] / "config.json", unfinished)
+    shutil.copy(trained_exports.runs["learned"] / "config.json", unfinished)
     assert export.main(["--run", str(unfinished), "--out", str(tmp_path / "model")]) == 2
     assert "no finished model" in capsys.readouterr().err
-    shutil.copy(trained.runs["learned"] / MODEL_FILE, unfinished)  # a checkpoint, but training went on
+    # A checkpoint, but training went on.
+    shutil.copy(trained_exports.runs["learned"] / MODEL_FILE, unfinished)
     assert export.main(["--run", str(unfinished), "--out", str(tmp_path / "model")]) == 2
     assert f"{RUN_FILE} are written when training ends" in capsys.readouterr().err
     assert export.main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "model")]) == 2
@@ -362,53 +323,53 @@ def _entries(folder: Path) -> dict[str, bytes | None]:
     }
 
 
-def _old_export(trained: TrainedExports, folder: Path) -> Path:
+def _old_export(trained_exports: TrainedExports, folder: Path) -> Path:
     """A copy of the learned export as the code before the record wrote it: no marker."""
-    shutil.copytree(trained.models["learned"], folder)
+    shutil.copytree(trained_exports.models["learned"], folder)
     (folder / MARKER_FILE).unlink()
     (folder / export.README_FILE).write_text("the old export\n")
     return folder
 
 
-def test_the_export_records_exactly_its_entries(trained):
-    for encoder in ENCODERS:
-        kind, names = owned_outputs(trained.models[encoder])
-        entries = {path.name for path in trained.models[encoder].iterdir()} - {MARKER_FILE}
+def test_the_export_records_exactly_its_entries(trained_exports):
+    for model in trained_exports.models.values():
+        kind, names = owned_outputs(model)
+        entries = {path.name for path in model.iterdir()} - {MARKER_FILE}
         assert kind == export.EXPORT_KIND and names == entries == export.LEGACY_EXPORT_NAMES
 
 
-def _out_with_other_files(trained, tmp_path) -> Path:
+def _out_with_other_files(trained_exports, tmp_path) -> Path:
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     return out
 
 
-def _export_and_a_user_file(trained, tmp_path) -> Path:
-    out = shutil.copytree(trained.models["learned"], tmp_path / "model")
+def _export_and_a_user_file(trained_exports, tmp_path) -> Path:
+    out = shutil.copytree(trained_exports.models["learned"], tmp_path / "model")
     (out / "notes.txt").write_text("mine")
     return out
 
 
-def _folder_of_several_models(trained, tmp_path) -> Path:
+def _folder_of_several_models(trained_exports, tmp_path) -> Path:
     models = tmp_path / "models"
-    for encoder in ENCODERS:
-        shutil.copytree(trained.models[encoder], models / encoder)
+    for encoder, model in trained_exports.models.items():
+        shutil.copytree(model, models / encoder)
     return models
 
 
-def _run_directory(trained, tmp_path) -> Path:
-    return shutil.copytree(trained.runs["learned"], tmp_path / "run")
+def _run_directory(trained_exports, tmp_path) -> Path:
+    return shutil.copytree(trained_exports.runs["learned"], tmp_path / "run")
 
 
-def _part_of_an_old_export(trained, tmp_path) -> Path:
-    out = _old_export(trained, tmp_path / "model")
+def _part_of_an_old_export(trained_exports, tmp_path) -> Path:
+    out = _old_export(trained_exports, tmp_path / "model")
     shutil.rmtree(out / "variables")  # what is left may be a user's labels.txt and README.txt
     (out / "saved_model.pb").unlink()
     return out
 
 
-def _a_file(trained, tmp_path) -> Path:
+def _a_file(trained_exports, tmp_path) -> Path:
     out = tmp_path / "model"
     out.write_text("not a folder")
     return out
@@ -425,19 +386,22 @@ def _a_file(trained, tmp_path) -> Path:
         (_a_file, "is a file, not a folder"),
     ],
 )
-def test_an_out_that_is_not_only_an_export_is_refused_and_kept(trained, tmp_path, capsys, make_out, message):
-    out = make_out(trained, tmp_path)
+def test_an_out_that_is_not_only_an_export_is_refused_and_kept(
+    trained_exports, tmp_path, capsys, make_out, message
+):
+    out = make_out(trained_exports, tmp_path)
     before = _entries(tmp_path)
+    run = str(trained_exports.runs["learned"])
     for overwrite in ([], ["--overwrite"]):
-        assert export.main(["--run", str(trained.runs["learned"]), "--out", str(out), *overwrite]) == 2
+        assert export.main(["--run", run, "--out", str(out), *overwrite]) == 2
         err = capsys.readouterr().err
         assert f"--out {out}" in err and message in err
         assert _entries(tmp_path) == before  # nothing deleted, nothing staged left behind
 
 
-def test_overwrite_replaces_an_export_made_before_the_record(trained, tmp_path, capsys):
-    out = _old_export(trained, tmp_path / "model")
-    run = str(trained.runs["learned"])
+def test_overwrite_replaces_an_export_made_before_the_record(trained_exports, tmp_path, capsys):
+    out = _old_export(trained_exports, tmp_path / "model")
+    run = str(trained_exports.runs["learned"])
     assert export.main(["--run", run, "--out", str(out)]) == 2
     assert "holds an export already: pass --overwrite" in capsys.readouterr().err
     assert (out / export.README_FILE).read_text() == "the old export\n"
@@ -458,16 +422,16 @@ def _fake_write_export(config, model, run_dir, top_k, workdir: Path) -> Path:
     return staged
 
 
-def test_overwrite_replaces_a_recorded_export_in_one_move(trained, tmp_path, monkeypatch):
-    out = shutil.copytree(trained.models["learned"], tmp_path / "model")
+def test_overwrite_replaces_a_recorded_export_in_one_move(trained_exports, tmp_path, monkeypatch):
+    out = shutil.copytree(trained_exports.models["learned"], tmp_path / "model")
     monkeypatch.setattr(export, "_write_export", _fake_write_export)
-    assert export.export_run(trained.runs["learned"], out, overwrite=True) == out
+    assert export.export_run(trained_exports.runs["learned"], out, overwrite=True) == out
     assert sorted(path.name for path in out.iterdir()) == sorted([export.LABELS_FILE, MARKER_FILE])
     assert [path.name for path in tmp_path.iterdir()] == ["model"]  # the old export went with the staging
 
 
-def test_files_that_arrive_during_the_export_stop_the_replacement(trained, tmp_path, monkeypatch):
-    out = shutil.copytree(trained.models["learned"], tmp_path / "model")
+def test_files_that_arrive_during_the_export_stop_the_replacement(trained_exports, tmp_path, monkeypatch):
+    out = shutil.copytree(trained_exports.models["learned"], tmp_path / "model")
 
     def export_while_a_user_saves_a_file(*args):
         (out / "late.txt").write_text("mine")
@@ -476,13 +440,13 @@ def test_files_that_arrive_during_the_export_stop_the_replacement(trained, tmp_p
     monkeypatch.setattr(export, "_write_export", export_while_a_user_saves_a_file)
     before = _entries(out)
     with pytest.raises(export.ExportError, match="late.txt"):
-        export.export_run(trained.runs["learned"], out, overwrite=True)
+        export.export_run(trained_exports.runs["learned"], out, overwrite=True)
     assert _entries(out) == {**before, "late.txt": b"mine"}
     assert [path.name for path in tmp_path.iterdir()] == ["model"]
 
 
-def test_bad_numbers_and_unwritable_out_stop_before_the_export(trained, tmp_path, capsys):
-    run = str(trained.runs["learned"])
+def test_bad_numbers_and_unwritable_out_stop_before_the_export(trained_exports, tmp_path, capsys):
+    run = str(trained_exports.runs["learned"])
     assert export.main(["--run", run, "--out", str(tmp_path / "model"), "--top-k", "0"]) == 2
     assert "--top-k must be >= 1, got 0" in capsys.readouterr().err
     blocker = tmp_path / "a_file"

@@ -13,13 +13,14 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from genre_fusion import train
 from genre_fusion.serving import export
 from tests import hub_standins
-from tests.conftest import tone
 
 pytest_plugins = ["tests.training_fixtures"]
+pytestmark = pytest.mark.e2e
 
 # Runs in the fresh process, TensorFlow and NumPy only. argv: the SavedModel folder, a .npy waveform
 # [samples]. Prints the probabilities as JSON.
@@ -38,14 +39,11 @@ SERVE_SCRIPT = textwrap.dedent(
 
 
 def test_export_serves_a_tf1_module_whose_input_key_is_not_its_placeholder_name(
-    demo_collection, tiny_model, tmp_path
+    build_demo_shards, demo_features, tiny_model, tone, tmp_path
 ):
-    # Imported once pytest has loaded it as a plugin (with its asserts rewritten), not before.
-    from tests.training_fixtures import FEATURES, _build
-
     module = hub_standins.build_tf1_standin(tmp_path / "module", input_key="default", placeholder_name="text")
-    features = dataclasses.replace(FEATURES, text_encoder=str(module))
-    shards = _build(demo_collection, tmp_path / "shards", features)
+    features = dataclasses.replace(demo_features, text_encoder=str(module))
+    shards = build_demo_shards(tmp_path / "shards", features)
     hparams = tmp_path / "tiny.json"
     hparams.write_text(json.dumps(tiny_model.to_dict()))
     run, model = tmp_path / "run", tmp_path / "model"
@@ -54,7 +52,7 @@ def test_export_serves_a_tf1_module_whose_input_key_is_not_its_placeholder_name(
     assert export.main(["--run", str(run), "--out", str(model)]) == 0
     shutil.rmtree(module)  # the export must hold everything it serves
     waveform = tmp_path / "song.npy"
-    np.save(waveform, tone(FEATURES.clip_seconds, rate=FEATURES.sample_rate))
+    np.save(waveform, tone(demo_features.clip_seconds, rate=demo_features.sample_rate))
     result = subprocess.run(
         [sys.executable, "-c", SERVE_SCRIPT, str(model), str(waveform)],
         capture_output=True,

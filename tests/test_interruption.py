@@ -9,6 +9,7 @@ from genre_fusion.interruption import INTERRUPTED_EXIT_CODE
 from genre_fusion.training import cli as train_cli
 
 pytest_plugins = ["tests.training_fixtures"]
+pytestmark = pytest.mark.e2e
 
 
 def _interrupt(*args, **kwargs):

@@ -3,12 +3,11 @@ import numpy as np
 import pytest
 
 from genre_fusion.data.shards import ShardsMeta
-from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.config import DEFAULT_SAMPLE_RATE, FeatureConfig
 from genre_fusion.features.log_mel import LogMelSpectrogram
-from tests.conftest import SAMPLE_RATE, tone
 
 
-def test_shape_matches_the_feature_config_and_config_round_trips():
+def test_shape_matches_the_feature_config_and_config_round_trips(tone):
     features = FeatureConfig(clip_seconds=2.0, mel_bins=64, hop_length=256)
     layer = LogMelSpectrogram.from_features(features)
     waveforms = np.stack([tone(2.0), tone(2.0, 880.0)])
@@ -21,7 +20,7 @@ def test_shape_matches_the_feature_config_and_config_round_trips():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(waveforms)), output, atol=1e-5)
 
 
-def test_values_are_per_song_decibels_independent_of_the_batch():
+def test_values_are_per_song_decibels_independent_of_the_batch(tone):
     layer = LogMelSpectrogram()
     quiet = tone(2.0) * 0.01
     loud = tone(2.0, 3000.0)
@@ -33,8 +32,8 @@ def test_values_are_per_song_decibels_independent_of_the_batch():
     assert alone.max() - alone.min() <= 80.0 + 1e-4  # top_db clip per song
 
 
-def test_a_higher_pitch_peaks_in_a_higher_mel_bin():
-    layer = LogMelSpectrogram(sample_rate=SAMPLE_RATE)
+def test_a_higher_pitch_peaks_in_a_higher_mel_bin(tone):
+    layer = LogMelSpectrogram(sample_rate=DEFAULT_SAMPLE_RATE)
     low, high = keras.ops.convert_to_numpy(layer(np.stack([tone(1.0, 220.0), tone(1.0, 2200.0)])))
     assert low.mean(axis=1).argmax() < high.mean(axis=1).argmax()
 

@@ -55,6 +55,7 @@ def _without_lyrics(inputs: dict) -> dict:
     return inputs
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_inputs_and_outputs_of_every_variant(shards, tiny_model, variant):
     config = dataclasses.replace(tiny_model, **VARIANTS[variant])
@@ -103,6 +104,7 @@ def test_inputs_and_outputs_of_every_variant(shards, tiny_model, variant):
         np.testing.assert_allclose(empty.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.e2e
 def test_multi_label_head_is_sigmoid_with_binary_loss(multi_label_shards, tiny_model):
     meta, dataset, (inputs, targets) = _batch(multi_label_shards, tiny_model)
     model = build_model(tiny_model, meta, read_statistics(multi_label_shards))
@@ -114,6 +116,7 @@ def test_multi_label_head_is_sigmoid_with_binary_loss(multi_label_shards, tiny_m
     assert sorted(model.evaluate(dataset.take(1), verbose=0, return_dict=True)) == ["auc", "loss"]
 
 
+@pytest.mark.e2e
 def test_mixed_precision_keeps_the_head_float32(learned_shards, tiny_model):
     config = dataclasses.replace(tiny_model, fusion="gated")
     meta, dataset, (inputs, _) = _batch(learned_shards, config)
@@ -132,6 +135,7 @@ def test_mixed_precision_keeps_the_head_float32(learned_shards, tiny_model):
     assert probabilities.dtype == "float32" and np.isfinite(probabilities.numpy()).all()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fusion", ["concat", "gated", "attention"])
 def test_saved_model_reloads_with_identical_predictions(learned_shards, tiny_model, tmp_path, fusion):
     config = dataclasses.replace(tiny_model, fusion=fusion)
@@ -148,6 +152,7 @@ def test_saved_model_reloads_with_identical_predictions(learned_shards, tiny_mod
     )
 
 
+@pytest.mark.e2e
 def test_hub_model_reloads_with_identical_predictions(hub_shards, tiny_model, tmp_path):
     meta, dataset, (inputs, _) = _batch(hub_shards, tiny_model)
     model = build_model(tiny_model, meta, read_statistics(hub_shards))
@@ -227,11 +232,13 @@ def test_model_config_rejects_bad_settings():
         ModelConfig(fusion="attention", dense_units=30)
 
 
+@pytest.mark.e2e
 def test_too_many_conv_blocks_for_the_mel_bins(learned_shards, tiny_model):
     with pytest.raises(SettingError, match="conv_blocks must be at most 5"):
         build_model(dataclasses.replace(tiny_model, conv_blocks=6), read_meta(learned_shards))
 
 
+@pytest.mark.e2e
 def test_dataset_yields_one_hot_targets_in_a_seeded_order(learned_shards):
     meta = read_meta(learned_shards)
     songs = meta.split_sizes["train"]
@@ -249,6 +256,7 @@ def test_dataset_yields_one_hot_targets_in_a_seeded_order(learned_shards):
     assert not np.array_equal(targets(3, training=True), fixed)
 
 
+@pytest.mark.e2e
 def test_training_order_is_a_function_of_seed_and_epoch(learned_shards):
     meta = read_meta(learned_shards)
     lyrics = ("lyrics",)
@@ -269,6 +277,7 @@ def test_training_order_is_a_function_of_seed_and_epoch(learned_shards):
     assert resumed.cardinality() == 2 * steps_per_epoch(meta, "train", 5)
 
 
+@pytest.mark.e2e
 def test_dataset_multi_hot_targets(multi_label_shards):
     meta = read_meta(multi_label_shards)
     dataset = make_dataset(multi_label_shards, "train", meta, ("lyrics",), 64, training=False)
@@ -279,6 +288,7 @@ def test_dataset_multi_hot_targets(multi_label_shards):
     np.testing.assert_array_equal(targets.sum(axis=0), meta.genre_counts["train"])
 
 
+@pytest.mark.e2e
 def test_dataset_of_an_empty_split_names_the_problem(learned_shards):
     meta = read_meta(learned_shards)
     meta = dataclasses.replace(meta, split_sizes={**meta.split_sizes, "val": 0})

@@ -151,6 +151,7 @@ def test_the_filterbank_is_librosas():
     np.testing.assert_allclose(slaney_mel_filterbank(), expected, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.e2e
 def test_log_mel_patches_equal_the_extractors_batch_data(reference, waveform):
     patches = keras.ops.convert_to_numpy(MusicnnLogMelPatches()(waveform[None]))[0]
 
@@ -162,6 +163,7 @@ def test_log_mel_patches_equal_the_extractors_batch_data(reference, waveform):
     assert np.mean(difference > 0) < 1e-3  # one float16 step, in a few values only
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(MUSICNN_MODELS))
 def test_the_network_equals_the_original_on_its_patches(name, reference, ports):
     network = ports[name].get_layer("musicnn")
@@ -172,6 +174,7 @@ def test_the_network_equals_the_original_on_its_patches(name, reference, ports):
         _assert_close(outputs[key], reference[f"{model}.{key}"], NETWORK_TOLERANCE, f"{name} {key}")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(MUSICNN_MODELS))
 def test_waveform_to_outputs_equals_the_original(name, reference, ports, waveform):
     outputs = _numpy(ports[name](waveform[None]))
@@ -183,6 +186,7 @@ def test_waveform_to_outputs_equals_the_original(name, reference, ports, wavefor
         _assert_close(outputs[key], reference[f"{model}.{key}"], END_TO_END_TOLERANCE, f"{name} {key}")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(MUSICNN_MODELS))
 def test_penultimate_features_are_per_patch_unlike_the_extractors(name, reference, ports, waveform):
     model = MUSICNN_MODELS[name]

@@ -1,4 +1,4 @@
-"""`genre_fusion.predict` on the session's exported models (built once by tests/test_export.py).
+"""`genre_fusion.predict` on the session's `trained_exports` (tests/export_fixtures.py, built once).
 
 Expected answers come from the SavedModel's ``serving_default`` called directly on the songs as
 `decode_audio` decodes them: what is tested here is the command's reading, pairing, batching,
@@ -22,7 +22,9 @@ from data_prep.sources import read_music4all
 from genre_fusion.features.audio import decode_audio
 from genre_fusion.serving.layout import PROBABILITIES, SERVING_SIGNATURE
 from genre_fusion.serving.predict import main
-from tests.test_export import FEATURES, TOP_K, trained_exports
+
+pytest_plugins = ["tests.export_fixtures"]
+pytestmark = pytest.mark.e2e
 
 # The table prints probabilities with 3 decimals; JSON carries float32 values as Python floats.
 TABLE_DECIMALS = 3
@@ -30,24 +32,30 @@ JSON_ATOL = 1e-6
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory) -> dict[str, Path]:
-    return trained_exports(tmp_path_factory.getbasetemp() / "trained_exports").models
+def models(trained_exports) -> dict[str, Path]:
+    return trained_exports.models
+
+
+@pytest.fixture(scope="session")
+def top_k(trained_exports) -> int:
+    """How many genres the exports rank."""
+    return trained_exports.top_k
 
 
 @pytest.fixture(scope="module")
-def songs(tmp_path_factory, models) -> dict[str, Path]:
+def songs(tmp_path_factory, trained_exports) -> dict[str, Path]:
     """Three collection songs with lyrics, re-encoded: WAV stereo at 44.1 kHz, MP3 as written by the
     demo generator, FLAC mono at 16 kHz; their lyrics files; a corrupt MP3 and a missing path."""
-    root = tmp_path_factory.getbasetemp() / "trained_exports"
+    collection = trained_exports.collection
     folder = tmp_path_factory.mktemp("predict_songs")
-    table = read_music4all(root / "music4all")
+    table = read_music4all(collection)
     with_lyrics = table[[path is not None for path in table["lyrics"]]].head(3)
     (wav_id, mp3_id, flac_id) = with_lyrics["id"]
     paths = {}
     for name, song_id in (("wav", wav_id), ("mp3", mp3_id), ("flac", flac_id)):
-        shutil.copy(root / "music4all" / "lyrics" / f"{song_id}.txt", folder / f"{name}.txt")
+        shutil.copy(collection / "lyrics" / f"{song_id}.txt", folder / f"{name}.txt")
         paths[f"{name}_lyrics"] = folder / f"{name}.txt"
-    source = root / "music4all" / "audios"
+    source = collection / "audios"
     waveform, rate = sf.read(source / f"{wav_id}.mp3", dtype="float32")
     sf.write(folder / "song.wav", np.stack([soxr.resample(waveform, rate, 44_100)] * 2, axis=1), 44_100)
     shutil.copy(source / f"{mp3_id}.mp3", folder / "song.mp3")
@@ -64,12 +72,19 @@ def _signature(model_dir: Path):
     return tf.saved_model.load(str(model_dir)).signatures[SERVING_SIGNATURE]
 
 
-def served(model_dir: Path, audio: Path, lyrics: Path | None = None) -> np.ndarray:
-    """The model's probabilities [genres] for one file, straight from the SavedModel."""
-    clip = decode_audio(audio, FEATURES.sample_rate, FEATURES.clip_seconds)
-    text = lyrics.read_text(encoding="utf-8") if lyrics else ""
-    outputs = _signature(model_dir)(waveform=tf.constant(clip.waveform[None]), lyrics=tf.constant([text]))
-    return outputs[PROBABILITIES].numpy()[0]
+@pytest.fixture(scope="session")
+def served(trained_exports):
+    """`served(model_dir, audio, lyrics=None)`: the model's probabilities [genres] for one file,
+    straight from the SavedModel, the file decoded as the shards' songs were."""
+    features = trained_exports.features
+
+    def probabilities(model_dir: Path, audio: Path, lyrics: Path | None = None) -> np.ndarray:
+        clip = decode_audio(audio, features.sample_rate, features.clip_seconds)
+        text = lyrics.read_text(encoding="utf-8") if lyrics else ""
+        outputs = _signature(model_dir)(waveform=tf.constant(clip.waveform[None]), lyrics=tf.constant([text]))
+        return outputs[PROBABILITIES].numpy()[0]
+
+    return probabilities
 
 
 def _genres(model_dir: Path) -> list[str]:
@@ -91,7 +106,7 @@ def _expected_top(model_dir: Path, probabilities: np.ndarray, k: int) -> list[tu
     return [(_genres(model_dir)[i], float(probabilities[i])) for i in order]
 
 
-def test_table_for_wav_mp3_flac_with_and_without_lyrics(models, songs, capsys):
+def test_table_for_wav_mp3_flac_with_and_without_lyrics(models, songs, served, capsys):
     model = models["learned"]
     code, out, err = _run(
         capsys, "--model", model, songs["wav"], songs["mp3"], songs["flac"], "--lyrics", songs["wav_lyrics"]
@@ -112,8 +127,7 @@ def test_table_for_wav_mp3_flac_with_and_without_lyrics(models, songs, capsys):
     assert "3 of 3 songs classified" in err
 
 
-@pytest.mark.parametrize("encoder", ["learned", "hub"])
-def test_json_lines_rank_top_k_and_use_the_lyrics(models, songs, capsys, encoder):
+def test_json_lines_rank_top_k_and_use_the_lyrics(models, songs, served, capsys, encoder):
     model = models[encoder]
     # The same audio twice: with its lyrics (paired by position), then without (no lyrics file left).
     code, out, err = _run(
@@ -141,7 +155,9 @@ def test_json_lines_rank_top_k_and_use_the_lyrics(models, songs, capsys, encoder
     assert with_lyrics["genres"] != without["genres"]  # the lyrics reached the model
 
 
-def test_manifest_paths_are_relative_to_it_and_batches_do_not_change_answers(models, songs, capsys, tmp_path):
+def test_manifest_paths_are_relative_to_it_and_batches_do_not_change_answers(
+    models, songs, served, top_k, capsys, tmp_path
+):
     folder = songs["wav"].parent
     manifest = folder / "songs.csv"
     manifest.write_text(
@@ -160,7 +176,7 @@ def test_manifest_paths_are_relative_to_it_and_batches_do_not_change_answers(mod
     assert "error" in lines[3] and "error: d: undecodable audio" in err
     np.testing.assert_allclose(
         [entry["probability"] for entry in lines[2]["genres"]],
-        [p for _, p in _expected_top(model, served(model, songs["flac"], songs["flac_lyrics"]), TOP_K)],
+        [p for _, p in _expected_top(model, served(model, songs["flac"], songs["flac_lyrics"]), top_k)],
         atol=JSON_ATOL,
     )
     # In one batch instead of two: the same answers.
@@ -177,7 +193,9 @@ def test_manifest_paths_are_relative_to_it_and_batches_do_not_change_answers(mod
         )
 
 
-def test_corrupt_and_missing_files_get_errors_and_the_others_are_classified(models, songs, capsys, tmp_path):
+def test_corrupt_and_missing_files_get_errors_and_the_others_are_classified(
+    models, songs, top_k, capsys, tmp_path
+):
     missing_lyrics = tmp_path / "no_such_lyrics.txt"
     code, out, err = _run(
         capsys, "--model", models["learned"], songs["corrupt"], songs["mp3"], songs["missing"], songs["wav"],
@@ -190,7 +208,7 @@ def test_corrupt_and_missing_files_get_errors_and_the_others_are_classified(mode
     assert lines[0]["error"].startswith("undecodable audio") and "genres" not in lines[0]
     assert lines[2]["error"].startswith("missing audio")
     assert lines[3]["error"].startswith("missing lyrics") and str(missing_lyrics) in lines[3]["error"]
-    assert "error" not in lines[1] and len(lines[1]["genres"]) == TOP_K
+    assert "error" not in lines[1] and len(lines[1]["genres"]) == top_k
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert [line.split(": ")[1] for line in errors] == [str(songs[k]) for k in ("corrupt", "missing", "wav")]
     assert "1 of 4 songs classified" in err
@@ -220,10 +238,10 @@ def test_nothing_classified_is_a_non_zero_exit(models, songs, capsys):
     assert "0 of 2 songs classified" in err
 
 
-def test_top_k_is_capped_at_what_the_model_ranks(models, songs, capsys):
+def test_top_k_is_capped_at_what_the_model_ranks(models, songs, top_k, capsys):
     code, out, err = _run(capsys, "--model", models["learned"], songs["mp3"], "--json", "--top-k", 10)
-    assert code == 0 and len(_json_lines(out)[0]["genres"]) == TOP_K
-    assert f"the model ranks its top {TOP_K} genres" in err
+    assert code == 0 and len(_json_lines(out)[0]["genres"]) == top_k
+    assert f"the model ranks its top {top_k} genres" in err
 
 
 def test_usage_errors(models, songs, capsys, tmp_path):
@@ -249,7 +267,7 @@ def test_usage_errors(models, songs, capsys, tmp_path):
     assert exited.value.code == 2 and "give audio files" in capsys.readouterr().err
 
 
-def test_lyrics_may_come_before_the_audio_and_pair_in_order(models, songs, capsys):
+def test_lyrics_may_come_before_the_audio_and_pair_in_order(models, songs, served, top_k, capsys):
     model = models["learned"]
     code, out, err = _run(
         capsys, "--model", model, "--lyrics", songs["wav_lyrics"], "--lyrics", songs["mp3_lyrics"],
@@ -262,7 +280,7 @@ def test_lyrics_may_come_before_the_audio_and_pair_in_order(models, songs, capsy
         (str(audio), lyrics and str(lyrics)) for audio, lyrics in pairs
     ]
     for line, (audio, lyrics) in zip(lines, pairs, strict=True):
-        expected = _expected_top(model, served(model, audio, lyrics), TOP_K)
+        expected = _expected_top(model, served(model, audio, lyrics), top_k)
         assert [entry["genre"] for entry in line["genres"]] == [genre for genre, _ in expected]
 
 

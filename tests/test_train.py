@@ -39,6 +39,7 @@ from genre_fusion.training.cli import main
 from genre_fusion.training.recipe import class_weights, op_determinism
 
 pytest_plugins = ["tests.training_fixtures"]
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import tensorflow_hub as hub
 
 from genre_fusion import train
@@ -9,6 +10,7 @@ from genre_fusion.encoders import text as text_encoders
 from genre_fusion.runs.loading import read_run_summary
 
 pytest_plugins = ["tests.training_fixtures"]
+pytestmark = pytest.mark.e2e
 
 
 def test_training_never_loads_or_runs_the_text_encoder(hub_shards, tiny_model, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import shutil
 
 import keras
 import numpy as np
+import pytest
 
 from genre_fusion import train
 from genre_fusion.data.train_statistics import STATISTICS_FILE, VOCABULARY_FILE, read_statistics
@@ -14,6 +15,7 @@ from genre_fusion.runs.loading import read_run_summary
 from genre_fusion.training import recipe
 
 pytest_plugins = ["tests.training_fixtures"]
+pytestmark = pytest.mark.e2e
 
 
 def _train_one_epoch(shards, tiny_model, tmp_path) -> keras.Model:

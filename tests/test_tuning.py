@@ -46,6 +46,7 @@ def _trial_dirs(out: Path) -> list[Path]:
     return sorted((out / PROJECT_NAME).glob("trial_*"))
 
 
+@pytest.mark.e2e
 def test_search_writes_best_hparams_that_train_applies_and_resumes(
     learned_shards, tmp_path, monkeypatch, capsys
 ):
@@ -112,6 +113,7 @@ def test_search_writes_best_hparams_that_train_applies_and_resumes(
     assert len(_trial_dirs(out)) == len(pd.read_csv(out / LEADERBOARD_FILE)) == 1
 
 
+@pytest.mark.e2e
 def test_failures_in_some_trials_are_reported(learned_shards, tmp_path, monkeypatch, capsys):
     builds = []
 
@@ -133,6 +135,7 @@ def test_failures_in_some_trials_are_reported(learned_shards, tmp_path, monkeypa
     assert (out / BEST_HPARAMS_FILE).is_file()
 
 
+@pytest.mark.e2e
 def test_every_trial_failing_fails_the_command(learned_shards, tmp_path, monkeypatch, capsys):
     # Without tensorboard, Keras Tuner 1.4.8 fails every trial and returns from search() normally.
     monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams", None)
@@ -178,6 +181,7 @@ def _hypermodel(shards: Path, epochs: int, class_weights: bool = False) -> Genre
     return GenreHyperModel(meta, modalities, SearchSpace(), read_statistics(shards), validation, training)
 
 
+@pytest.mark.e2e
 def test_multi_label_objective_is_evaluations_mean_average_precision(multi_label_shards):
     hypermodel = _hypermodel(multi_label_shards, epochs=1)
     assert hypermodel.monitor.name == "val_mean_average_precision" and hypermodel.monitor.mode == "max"
@@ -193,6 +197,7 @@ def test_multi_label_objective_is_evaluations_mean_average_precision(multi_label
     )
 
 
+@pytest.mark.e2e
 def test_trials_train_with_the_training_recipe(learned_shards):
     epochs = 2
     hypermodel = _hypermodel(learned_shards, epochs=epochs, class_weights=True)
@@ -206,6 +211,7 @@ def test_trials_train_with_the_training_recipe(learned_shards):
     assert len(history["val_macro_f1"]) == epochs
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

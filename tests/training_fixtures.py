@@ -6,13 +6,15 @@ plugin, each session fixture is built once for all the modules that ask for it.
 Fixtures: `tiny_model` (a `ModelConfig` that trains in seconds), `demo_collection` (the demo
 generator's collection: 4 genres, audio styles pairing rock-metal and pop-electronic, lyric topics
 pairing rock-electronic and metal-pop; 48 songs of 2 s), and its shards, 32 mel bins, at most 64
-principal words, split 60/20/20 by artist: `learned_shards`, `hub_shards` (embeddings of a local
-ELMo stand-in) and `multi_label_shards`.
+principal words (`demo_features`), split 60/20/20 by artist: `learned_shards`, `hub_shards`
+(embeddings of a local ELMo stand-in) and `multi_label_shards`; `build_demo_shards` builds others.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,11 +60,23 @@ def tiny_model() -> ModelConfig:
 
 
 @pytest.fixture(scope="session")
+def demo_features() -> FeatureConfig:
+    return FEATURES
+
+
+@pytest.fixture(scope="session")
 def demo_collection(tmp_path_factory) -> Path:
     """The demo generator's collection in Music4All's layout."""
     folder = tmp_path_factory.mktemp("collection")
     write_demo_collection(folder, songs=SONGS, genres=GENRES, seconds=SECONDS, progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def build_demo_shards(demo_collection) -> Callable[..., Path]:
+    """`build_demo_shards(out, features, label_mode="single")`: shards of `demo_collection` in `out`
+    with other features, split as the session's shards; returns `out`."""
+    return functools.partial(_build, demo_collection)
 
 
 @pytest.fixture(scope="session")
