@@ -22,7 +22,7 @@ from genre_fusion.data.schema import FORMAT_VERSION, SongRecord, parse_song, ser
 from genre_fusion.data.shards import META_FILE, SPLITS, ShardsMeta, read_meta, shard_name
 from genre_fusion.data.train_statistics import STATISTICS_FILE, TrainStatistics, read_statistics
 from genre_fusion.features.config import LOG_MEL_ENCODER, FeatureConfig
-from genre_fusion.model.builder import build_model
+from genre_fusion.model.builder import EMBEDDING_VARIANCE_FLOOR, build_model
 from genre_fusion.model.config import ModelConfig, SettingError
 from genre_fusion.model.cross_modal_attention import CrossModalAttention
 from genre_fusion.model.length_mask import LengthMask
@@ -395,3 +395,17 @@ def test_cross_modal_attention_with_every_audio_frame_valid_is_the_earlier_call(
     np.testing.assert_allclose(
         layer([audio, lyrics, lyrics_mask, np.ones((2, 6), bool)]).numpy(), earlier, atol=1e-6
     )
+
+
+def test_a_dimension_silent_in_training_is_not_blown_up(shards):
+    """A dimension with variance 0 over the training patches (a ReLU unit that never fired) keeps a
+    floor of the mean variance, so activity there at serving time stays of the others' scale."""
+    statistics = read_statistics(shards)
+    silent = dataclasses.replace(
+        statistics, variance=np.where(np.arange(statistics.variance.size) == 0, 0.0, statistics.variance)
+    )
+    model = build_model(dataclasses.replace(TINY_MODEL, modalities=("audio",)), read_meta(shards), silent)
+    normalization = model.get_layer("audio_encoder").get_layer("audio_embeddings_normalization")
+    variance = np.asarray(normalization.variance).reshape(-1)
+    assert variance[0] == pytest.approx(EMBEDDING_VARIANCE_FLOOR * np.mean(silent.variance), rel=1e-5)
+    np.testing.assert_allclose(variance[1:], statistics.variance[1:], rtol=1e-5)

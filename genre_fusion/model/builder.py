@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import ops
 
 from genre_fusion.data.inputs import (
@@ -59,6 +60,10 @@ TOP_K = 3
 # Keras' default 0.99 leaves the moving statistics of a small training split (a few hundred
 # steps in all) far from the batch statistics, and inference far from training.
 BATCH_NORM_MOMENTUM = 0.9
+# A ReLU embedding dimension that is zero on every training song has variance 0: divided by
+# Keras' epsilon, any activity in it at serving time would swamp the others. Its variance is
+# raised to this fraction of the mean variance instead.
+EMBEDDING_VARIANCE_FLOOR = 1e-2
 # The layers of the project that a saved model names; `keras.models.load_model` needs them.
 CUSTOM_LAYERS = {
     keras.saving.get_registered_name(layer): layer
@@ -86,13 +91,19 @@ class _Branch:
     present: keras.KerasTensor | None = None
 
 
-def _audio_normalization(axis: int, statistics: ShardStatistics | None, name: str) -> keras.layers.Layer:
+def _audio_normalization(
+    axis: int, statistics: ShardStatistics | None, name: str, variance_floor: float = 0.0
+) -> keras.layers.Layer:
     """Per audio dimension on `axis`, by the training split's statistics (the identity without
-    them); float32 whatever the policy (dB values, or embeddings of any scale)."""
+    them); float32 whatever the policy (dB values, or embeddings of any scale). A variance below
+    `variance_floor` times the mean variance is raised to it."""
+    variance = None if statistics is None else statistics.variance
+    if variance is not None and variance_floor:
+        variance = np.maximum(variance, variance_floor * float(np.mean(variance)))
     return keras.layers.Normalization(
         axis=axis,
         mean=None if statistics is None else statistics.mean,
-        variance=None if statistics is None else statistics.variance,
+        variance=variance,
         dtype="float32",
         name=name,
     )
@@ -148,7 +159,9 @@ def _audio_embeddings_encoder(
     )
     patches = keras.Input((), name=AUDIO_PATCHES_INPUT, dtype="int32")
     inputs = {AUDIO_EMBEDDINGS_INPUT: embeddings, AUDIO_PATCHES_INPUT: patches}
-    x = _audio_normalization(-1, statistics, "audio_embeddings_normalization")(embeddings)
+    x = _audio_normalization(
+        -1, statistics, "audio_embeddings_normalization", EMBEDDING_VARIANCE_FLOOR
+    )(embeddings)
     # The rows beyond a song's patches are parse_song's zero-padding: neither pooling nor attention sees them.
     mask = LengthMask(features.audio_patches, name="audio_patch_mask")(patches)
 
