@@ -1,19 +1,23 @@
 """Preparation speed and memory: the build's audio path against a serial librosa baseline.
 
-    python bench/prep.py [--songs 600] [--unique 24] [--workers CORES]
+    python bench/prep.py [--songs 600] [--unique 24] [--workers CORES] [--audio-encoder log-mel]
 
 Writes UNIQUE synthetic 30 s stereo MP3s at 44.1 kHz, as Music4All's clips are (both sides
-downmix and resample to 22,050 Hz), and a manifest that lists SONGS songs cycling over them, so a
-long run costs little to generate. On the same SONGS entries it times (1) what a user would write
-first: `librosa.load` + `melspectrogram` + `power_to_db`, one song after another, and (2) `data_prep
-build` (decoding threads + batched log-mel in the graph, lyrics and TFRecord writing included),
-each twice, alternating, and prints songs/s for both and their ratio (best of the two rounds).
+downmix and resample: to 22,050 Hz for log-mels, to the encoder's rate for a pretrained audio
+encoder), and a manifest that lists SONGS songs cycling over them, so a long run costs little to
+generate. On the same SONGS entries it times (1) what a user would write first for log-mels:
+`librosa.load` + `melspectrogram` + `power_to_db`, one song after another, and (2) `data_prep
+build --audio-encoder AUDIO_ENCODER` (decoding threads + batched log-mel in the graph, or the
+pretrained encoder's embeddings; lyrics and TFRecord writing included), each twice, alternating,
+and prints songs/s for both and their ratio (best of the two rounds). Runs with different
+``--audio-encoder`` give preparation speeds per encoder side by side, against the same baseline.
 
 The build is timed by stage: per decoding thread its busy fraction (decoding time / wall time),
-and on the writing thread the time spent waiting for decoded songs, computing log-mels, principal
-words and text embeddings, and serializing and writing records: the bottleneck is the stage near
-100%. Then builds SONGS and 2 x SONGS songs, each in a fresh process, and prints the peak
-resident memory of the largest process: flat when memory does not grow with the collection.
+and on the writing thread the time spent waiting for decoded songs, computing log-mels or audio
+embeddings, principal words and text embeddings, and serializing and writing records: the
+bottleneck is the stage near 100%. Then builds SONGS and 2 x SONGS songs, each in a fresh process,
+and prints the peak resident memory of the largest process: flat when memory does not grow with
+the collection.
 """
 
 from __future__ import annotations
@@ -34,12 +38,21 @@ import pandas as pd
 import soundfile as sf
 
 from data_prep.song_loader import DEFAULT_WORKERS
-from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.config import LOG_MEL_ENCODER, FeatureConfig
 
 CLIP_SECONDS = 30.0
 SOURCE_RATE = 44_100
 ARTISTS = 40
 ROUNDS = 2
+# The writing thread's stages, in the order they run.
+WRITER_STAGES = (
+    "wait for decoded songs",
+    "log-mel",
+    "audio embeddings",
+    "principal words",
+    "text embeddings",
+    "serialize",
+)
 PEAK_RSS = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
@@ -138,7 +151,10 @@ def instrumented_build(clock: StageClock):
 
     def timed_init(self, *args, **kwargs):
         featurizer_init(self, *args, **kwargs)
-        self._log_mel = clock.wrap("log-mel", self._log_mel)
+        if self.audio_encoder is None:
+            self._log_mel = clock.wrap("log-mel", self._log_mel)
+        else:
+            self.audio_encoder.embed = clock.wrap("audio embeddings", self.audio_encoder.embed)
         if self.text_encoder is not None:
             self.text_encoder.embed = clock.wrap("text embeddings", self.text_encoder.embed)
 
@@ -157,8 +173,8 @@ def print_stages(clock: StageClock, wall: float, songs: int) -> None:
     busy = ", ".join(f"{seconds / wall:.0%}" for seconds in clock.per_thread("decode"))
     print(f"  decoding threads busy: {busy} of the build's {wall:.1f} s")
     print("  writing thread, ms per song:")
-    stages = ("wait for decoded songs", "log-mel", "principal words", "text embeddings", "serialize")
-    seconds = {stage: clock.total(stage) for stage in stages}
+    # Only the stages this build has: log-mel or audio embeddings, text embeddings with a hub module.
+    seconds = {stage: clock.total(stage) for stage in WRITER_STAGES if clock.per_thread(stage)}
     seconds["other (write, progress)"] = wall - sum(seconds.values())
     for stage, spent in seconds.items():
         print(f"    {stage:24s} {1000 * spent / songs:7.2f}   ({spent / wall:.0%} of wall)")
@@ -179,7 +195,7 @@ def librosa_baseline(paths: list[Path], features: FeatureConfig) -> None:
         librosa.power_to_db(power, top_db=80.0)
 
 
-def peak_memory_mib(manifest: Path, out: Path, workers: int) -> float:
+def peak_memory_mib(manifest: Path, out: Path, workers: int, audio_encoder: str) -> float:
     """Peak RSS of a build run in a fresh process."""
     build = [
         sys.executable,
@@ -194,6 +210,8 @@ def peak_memory_mib(manifest: Path, out: Path, workers: int) -> float:
         str(CLIP_SECONDS),
         "--workers",
         str(workers),
+        "--audio-encoder",
+        audio_encoder,
         "--quiet",
     ]
     result = subprocess.run(
@@ -204,8 +222,11 @@ def peak_memory_mib(manifest: Path, out: Path, workers: int) -> float:
 
 def main() -> None:
     from data_prep.build_config import BuildConfig
+    from data_prep.build_error import BuildError
     from data_prep.builder import build_shards
+    from data_prep.featurizer import load_audio_encoder
     from data_prep.synth import write_demo_collection
+    from genre_fusion.encoders.handles import ModuleUnavailable
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -213,9 +234,19 @@ def main() -> None:
     parser.add_argument("--songs", type=int, default=600)
     parser.add_argument("--unique", type=int, default=24, help="distinct MP3 files written")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument(
+        "--audio-encoder",
+        default=LOG_MEL_ENCODER,
+        help=f"what the build stores: {LOG_MEL_ENCODER}, or a pretrained encoder as data_prep build takes it",
+    )
     args = parser.parse_args()
 
-    features = FeatureConfig(clip_seconds=CLIP_SECONDS)
+    baseline_features = FeatureConfig(clip_seconds=CLIP_SECONDS)
+    features = FeatureConfig(clip_seconds=CLIP_SECONDS, audio_encoder=args.audio_encoder)
+    try:  # once before any work, to refuse a bad encoder at once; each build loads its own
+        load_audio_encoder(features)
+    except (BuildError, ModuleUnavailable) as error:
+        parser.error(str(error))
     with tempfile.TemporaryDirectory() as tmp:
         collection = Path(tmp) / "music4all"
         print(f"writing {args.unique} synthetic {CLIP_SECONDS:.0f} s MP3s at {SOURCE_RATE} Hz ...")
@@ -231,11 +262,11 @@ def main() -> None:
         manifest = write_manifest(collection, args.songs)
         paths = [collection / audio for audio in pd.read_csv(manifest)["audio"]]
 
-        librosa_baseline(paths[:2], features)  # numba compiles on first use: not part of the timing
+        librosa_baseline(paths[:2], baseline_features)  # numba compiles on first use: not timed
         baselines, builds = [], []
         for round_ in range(ROUNDS):
             started = time.perf_counter()
-            librosa_baseline(paths, features)
+            librosa_baseline(paths, baseline_features)
             baselines.append(args.songs / (time.perf_counter() - started))
 
             clock = StageClock()
@@ -255,13 +286,16 @@ def main() -> None:
             f"{args.songs} songs x {CLIP_SECONDS:.0f} s stereo MP3 at {SOURCE_RATE} Hz, "
             f"{os.cpu_count()} cores"
         )
-        print(f"librosa serial baseline          {baseline:7.2f} songs/s")
+        print(f"librosa serial log-mel baseline   {baseline:7.2f} songs/s")
         ratio = build / baseline
-        print(f"data_prep build ({args.workers} threads)       {build:7.2f} songs/s   ratio {ratio:.2f}x")
+        print(
+            f"data_prep build --audio-encoder {args.audio_encoder} ({args.workers} threads) "
+            f"{build:7.2f} songs/s   ratio {ratio:.2f}x"
+        )
         for songs in (args.songs, 2 * args.songs):
-            memory = peak_memory_mib(
-                write_manifest(collection, songs), Path(tmp) / f"memory-{songs}", args.workers
-            )
+            listing = write_manifest(collection, songs)
+            out = Path(tmp) / f"memory-{songs}"
+            memory = peak_memory_mib(listing, out, args.workers, args.audio_encoder)
             print(f"peak RSS of a build of {songs:5d} songs: {memory:6.0f} MiB")
 
 

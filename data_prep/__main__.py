@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from data_prep.labels import DEFAULT_TOP_GENRES
 from data_prep.song_loader import DEFAULT_WORKERS
-from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.config import LOG_MEL_ENCODER, FeatureConfig
 from genre_fusion.interruption import on_interrupt
+
+if TYPE_CHECKING:
+    from genre_fusion.encoders.audio import AudioEncoderSpec
 
 # TensorFlow (via the builder) is imported inside `build` only: `synth` starts without it.
 
@@ -67,9 +71,24 @@ def _parser() -> argparse.ArgumentParser:
         help="learned (no embeddings stored), elmo, or a TF Hub handle / local module folder",
     )
     build.add_argument("--text-output-key", default="elmo", help="output of the hub module to store")
+    build.add_argument(
+        "--audio-encoder",
+        default=LOG_MEL_ENCODER,
+        help=f"{LOG_MEL_ENCODER} (log-mels stored, the model learns its own convolutions), musicnn-msd, "
+        "musicnn-mtt, yamnet, vggish, trill, or a TF Hub handle / local module folder, whose embeddings "
+        "are stored instead (songs decoded at its sample rate, encoded once by the build)",
+    )
+    build.add_argument(
+        "--audio-output-key", default="", help="output of the audio encoder to store (default: the encoder's)"
+    )
     # Feature numbers are checked by FeatureConfig itself, which names the option.
     build.add_argument("--max-tokens", type=int, default=FeatureConfig.max_tokens)
-    build.add_argument("--sample-rate", type=int, default=FeatureConfig.sample_rate)
+    # None: not given, so that a pretrained audio encoder's own rate is not taken for a conflict.
+    build.add_argument(
+        "--sample-rate",
+        type=int,
+        help=f"Hz to decode at (default {FeatureConfig.sample_rate}; a pretrained audio encoder's own rate)",
+    )
     build.add_argument("--clip-seconds", type=float, default=FeatureConfig.clip_seconds)
     build.add_argument("--n-fft", type=int, default=FeatureConfig.n_fft)
     build.add_argument("--hop-length", type=int, default=FeatureConfig.hop_length)
@@ -127,10 +146,30 @@ def _synth(args) -> int:
     return 0
 
 
+def _sample_rate_conflict(sample_rate: int, spec: AudioEncoderSpec) -> str:
+    """Why a given `--sample-rate` other than the pretrained audio encoder's is refused."""
+    return (
+        f"--sample-rate {sample_rate}: --audio-encoder {spec.name} takes {spec.sample_rate} Hz audio, "
+        f"and the build decodes at its rate: leave --sample-rate out, or use --audio-encoder "
+        f"{LOG_MEL_ENCODER} to decode at {sample_rate} Hz"
+    )
+
+
+def _audio(features: FeatureConfig) -> str:
+    """The shards' audio features in a few words, for the summary line."""
+    if not features.uses_audio_embeddings:
+        return f"{LOG_MEL_ENCODER} {features.mel_bins} bins at {features.sample_rate} Hz"
+    return (
+        f"{features.audio_encoder} {features.audio_output_key} ({features.audio_embedding_width} wide, "
+        f"{features.audio_patch_seconds:g} s patches every {features.audio_hop_seconds:g} s, "
+        f"{features.sample_rate} Hz)"
+    )
+
+
 def _build(args) -> int:
     try:
         features = FeatureConfig(
-            sample_rate=args.sample_rate,
+            sample_rate=FeatureConfig.sample_rate if args.sample_rate is None else args.sample_rate,
             clip_seconds=args.clip_seconds,
             n_fft=args.n_fft,
             hop_length=args.hop_length,
@@ -141,6 +180,8 @@ def _build(args) -> int:
             max_tokens=args.max_tokens,
             text_encoder=args.text_encoder,
             text_output_key=args.text_output_key,
+            audio_encoder=args.audio_encoder,
+            audio_output_key=args.audio_output_key,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -148,6 +189,7 @@ def _build(args) -> int:
     from data_prep.build_config import BuildConfig
     from data_prep.build_error import BuildError
     from data_prep.builder import build_shards
+    from data_prep.featurizer import load_audio_encoder
     from data_prep.sources import SourceError
     from data_prep.split import SplitError, parse_fractions
     from genre_fusion.encoders.handles import ModuleUnavailable
@@ -167,7 +209,13 @@ def _build(args) -> int:
             require_lyrics=args.require_lyrics,
             shard_size=args.shard_size,
         )
-        summary = build_shards(config, workers=args.workers, progress=not args.quiet)
+        # Loaded before the build: a bad name, module or output key ends it before any folder is made.
+        audio_encoder = load_audio_encoder(features)
+        if audio_encoder is not None and args.sample_rate not in (None, audio_encoder.spec.sample_rate):
+            raise BuildError(_sample_rate_conflict(args.sample_rate, audio_encoder.spec))
+        summary = build_shards(
+            config, workers=args.workers, progress=not args.quiet, audio_encoder=audio_encoder
+        )
     except (SourceError, BuildError, SplitError, ModuleUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -182,7 +230,7 @@ def _build(args) -> int:
         why = ", ".join(f"{count} {reason}" for reason, count in summary.rebuilt_shards.items())
         resumed.append(f"{sum(summary.rebuilt_shards.values())} rebuilt ({why})")
     print(
-        f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; "
+        f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; audio: {_audio(meta.features)}; "
         f"rejected: {rejected} (rejected.csv); {summary.seconds:.1f} s"
         + (f" ({'; '.join(resumed)})" if resumed else "")
     )

@@ -7,7 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data_prep.labels import DEFAULT_TOP_GENRES
-from genre_fusion.features.config import FeatureConfig
+from genre_fusion.features.config import AUDIO_EMBEDDING_FIELDS, FeatureConfig
+
+# The feature numbers the encoders fill in once loaded: not settings (plan.json of earlier versions
+# may still list them).
+DERIVED_FEATURES = ("embedding_width", *AUDIO_EMBEDDING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,16 @@ class BuildConfig:
 
     def settings(self) -> dict:
         """The settings as plan.json records them: one flat JSON dict keyed by field name (the option
-        is `--field-name`), the source path absolute so that any spelling of it resumes, and no
-        `out`, so that a moved folder resumes too."""
+        is `--field-name`), the source path absolute so that any spelling of it resumes, no `out`,
+        so that a moved folder resumes too, and none of the numbers the encoders fill in (the text
+        embedding width; a pretrained audio encoder's width, patches, patch length and hop, and its
+        sample rate), so that a rerun compares what the user chose."""
         values = {key: value for key, value in asdict(self).items() if key not in ("out", "features")}
         values.update(self.features.to_dict())
-        del values["embedding_width"]  # the text encoder's, known only once it is loaded
+        for derived in DERIVED_FEATURES:
+            del values[derived]
+        if self.features.uses_audio_embeddings:
+            del values["sample_rate"]  # the encoder's
         values["top_genres"] = self.genre_count
         for key in ("music4all", "manifest"):
             if values[key]:

@@ -4,9 +4,10 @@
 the build (data_prep.plan), keeps the shards an earlier run finished (data_prep.progress) and
 writes the others (data_prep.shard_writer), then finishes with the tables, the training
 statistics and meta.json. Decoding threads read audio and lyrics (libsndfile, soxr and numpy
-release the GIL, so threads use every core without copying waveforms between processes); the
-TensorFlow work (log-mel, principal words, text embeddings) runs in batches on the writing thread
-(data_prep.featurizer).
+release the GIL, so threads use every core without copying waveforms between processes), at the
+pretrained audio encoder's sample rate when there is one; the TensorFlow work (log-mel or the
+audio encoder, principal words, text embeddings) runs in batches on the writing thread
+(data_prep.featurizer), each song through each encoder once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from data_prep.build_config import BuildConfig
 from data_prep.build_error import BuildError, UselessBuild
-from data_prep.featurizer import BATCH_SIZE, SongFeaturizer, load_text_encoder
+from data_prep.featurizer import BATCH_SIZE, SongFeaturizer, load_audio_encoder, load_text_encoder
 from data_prep.plan import NEEDED_SPLITS, TRAIN_SPLIT, BuildPlan, plan_build, read_source
 from data_prep.progress import (
     LOCK_FILE,
@@ -46,13 +47,14 @@ from data_prep.song_loader import DEFAULT_WORKERS, load_song
 from data_prep.split import SPLIT_NAMES
 from genre_fusion.data.shards import META_FILE, REJECTED_FILE, SPLITS_FILE, ShardsMeta
 from genre_fusion.data.train_statistics import TrainStatistics
+from genre_fusion.encoders.audio import AudioEncoder
 from genre_fusion.features.audio import MIN_SECONDS, DecoderMessages
 from genre_fusion.features.config import FeatureConfig
 
 NOTES_FILE = "decoder-notes.log"
 TOP_REASONS = 3
 # Songs decoded ahead of the writer: the submission queue must outlast a whole featurized batch,
-# or the decoders run dry while log-mels are computed (memory: about 2.6 MB a 30 s song).
+# or the decoders run dry while it is featurized (memory: about 2.6 MB a 30 s song at 22,050 Hz).
 PREFETCH_SONGS = 3 * BATCH_SIZE
 
 
@@ -111,8 +113,17 @@ def _report_native_messages(native: DecoderMessages, out: Path) -> None:
         print(f"note: {native.summary()} while decoding; saved in {out / NOTES_FILE}", file=sys.stderr)
 
 
-def build_shards(config: BuildConfig, workers: int | None = None, progress: bool = True) -> BuildSummary:
+def build_shards(
+    config: BuildConfig,
+    workers: int | None = None,
+    progress: bool = True,
+    audio_encoder: AudioEncoder | None = None,
+) -> BuildSummary:
     """Run (or resume) a build; returns the written meta and timing.
+
+    `audio_encoder`: the pretrained encoder `config.features` names, when the caller loaded it
+    first (`data_prep.featurizer.load_audio_encoder`; the command line does, to check
+    ``--sample-rate`` against it); loaded here when None.
 
     Raises `BuildError` (and `SourceError`, `SplitError`, `ModuleUnavailable`) naming the
     problem; a build that keeps no song, or no train or val song, raises `BuildError` after
@@ -135,7 +146,9 @@ def build_shards(config: BuildConfig, workers: int | None = None, progress: bool
         ) from error
     try:
         with _locked(out):
-            meta, kept, rebuilt = _build_locked(config, out, workers or DEFAULT_WORKERS, progress)
+            meta, kept, rebuilt = _build_locked(
+                config, out, workers or DEFAULT_WORKERS, progress, audio_encoder
+            )
     except BaseException:
         if created and _holds_only_the_lock(out):
             shutil.rmtree(out)  # a build refused before writing anything leaves no folder behind
@@ -149,7 +162,7 @@ def _holds_only_the_lock(out: Path) -> bool:
 
 
 def _build_locked(
-    config: BuildConfig, out: Path, workers: int, progress: bool
+    config: BuildConfig, out: Path, workers: int, progress: bool, audio_encoder: AudioEncoder | None
 ) -> tuple[ShardsMeta, int, dict[str, int]]:
     """The build itself, in a folder this process holds: meta, shards kept, shards rebuilt by reason."""
     settings = config.settings()
@@ -162,6 +175,11 @@ def _build_locked(
         _write_tables(out, [], rejected)
         raise _useless_error(str(useless), rejected, out) from None
     text_encoder, features = load_text_encoder(config.features)
+    if audio_encoder is None:
+        audio_encoder = load_audio_encoder(features)
+    if audio_encoder is not None:
+        # Decoding, the featurizer and meta.json all follow the encoder's rate and patches.
+        features = _with_audio_encoder(features, audio_encoder)
     done, rebuilt = kept_shards(out, plan)
     pending = [shard for shard in plan.shards if shard.name not in done]
     remove_stale_shards(out, plan)
@@ -170,7 +188,7 @@ def _build_locked(
         (out / META_FILE).unlink(missing_ok=True)  # its presence would claim a complete set
         # TensorFlow starts its devices (and prints about them) here, not among the decoder's notes.
         tf.config.list_physical_devices()
-        featurize = SongFeaturizer(features, text_encoder)
+        featurize = SongFeaturizer(features, text_encoder, audio_encoder)
         load = partial(
             load_song,
             sample_rate=features.sample_rate,
@@ -199,6 +217,25 @@ def _build_locked(
                     done[shard.name] = write_shard(out, shard, results, featurize, bar, rejected_before)
     _report_native_messages(native, out)
     return _finish(config, features, plan, done, out), len(plan.shards) - len(pending), rebuilt
+
+
+def _with_audio_encoder(features: FeatureConfig, encoder: AudioEncoder) -> FeatureConfig:
+    """`features` filled in with the encoder's spec. Raises ValueError for an encoder other than
+    the one `features` names (meta.json would misname it), and `BuildError` for a clip shorter
+    than the encoder's first patch (it would give no embedding at all)."""
+    spec = encoder.spec
+    if spec.name != features.audio_encoder or features.audio_output_key not in ("", spec.output_key):
+        raise ValueError(
+            f"the audio encoder given ({spec.name}, output {spec.output_key}) is not the one the "
+            f"settings name ({features.audio_encoder}, output {features.audio_output_key or 'its default'})"
+        )
+    if not spec.patches(round(features.clip_seconds * spec.sample_rate)):
+        shortest = spec.first_patch_samples / spec.sample_rate
+        raise BuildError(
+            f"--clip-seconds {features.clip_seconds:g} is shorter than the first patch of --audio-encoder "
+            f"{spec.name} ({shortest:g} s): use --clip-seconds {shortest:g} or more"
+        )
+    return features.with_audio_encoder(spec)
 
 
 def _genre_counts(records: list[dict], split: str, genres: int) -> list[int]:
@@ -253,7 +290,7 @@ def _finish(
     for record in records:
         if record["split"] == TRAIN_SPLIT:
             statistics.merge(TrainStatistics.from_dict(record["statistics"]))
-    statistics.write(out)
+    statistics.write(out, audio_embeddings=features.uses_audio_embeddings)
     kept = {song_id for record in records for song_id in record["ids"]}
     meta = ShardsMeta(
         genres=plan.genres,

@@ -14,6 +14,7 @@ import collections
 import json
 from pathlib import Path
 
+from data_prep.build_config import DERIVED_FEATURES
 from data_prep.build_error import BuildError
 from data_prep.plan import BuildPlan, file_state
 from genre_fusion.files.atomic import write_atomically
@@ -48,6 +49,7 @@ def check_settings(out: Path, settings: dict) -> None:
         raise BuildError(
             f"{out} holds a build of an earlier genre-fusion version: remove it or choose another --out"
         )
+    previous = {key: value for key, value in previous.items() if key not in DERIVED_FEATURES}
     changes = [
         f"--{key.replace('_', '-')} {_shown(previous.get(key))} -> {_shown(settings.get(key))}"
         for key in [*settings, *(key for key in previous if key not in settings)]

@@ -44,7 +44,8 @@ def write_shard(
                 written.append(record.id)
                 labels.append(list(record.labels))
             if statistics is not None:
-                statistics.update([song.log_mel for song in records], [song.words for song in records])
+                audio = [song.audio_features for song in records]  # log-mels or embeddings, per dimension
+                statistics.update(audio, [song.words for song in records])
             batch.clear()
 
         for _ in shard.tasks:

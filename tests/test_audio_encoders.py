@@ -18,20 +18,22 @@ import tensorflow as tf
 
 from genre_fusion.encoders import audio, handles
 from genre_fusion.encoders.audio import (
-    FROZEN_FOLDER,
     HUB_AUDIO_MODULES,
     MUSICNN_ENCODERS,
     MUSICNN_OUTPUTS,
     OUTPUT_KEY_OPTION,
-    HubAudioEmbedding,
-    MusicnnEmbedding,
-    hub_audio_signature,
     load_audio_encoder,
-    measure_frame_grid,
 )
 from genre_fusion.encoders.freezing import freeze_module
 from genre_fusion.encoders.handles import ModuleUnavailable, load_module
+from genre_fusion.encoders.hub_audio import (
+    FROZEN_FOLDER,
+    HubAudioEmbedding,
+    hub_audio_signature,
+    measure_frame_grid,
+)
 from genre_fusion.encoders.musicnn import load_musicnn
+from genre_fusion.encoders.musicnn_embedding import MusicnnEmbedding
 from genre_fusion.encoders.musicnn_log_mel import MusicnnLogMelPatches
 from genre_fusion.encoders.signatures import is_tf1_module
 from tests import audio_standins, hub_standins
@@ -208,6 +210,7 @@ def test_frame_grid_refuses_pooled_and_irregular_outputs():
         measure_frame_grid(lambda n: int(np.sqrt(n)), "output")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("standin, input_key", [("trill", "audio"), ("trill_samples", "samples")])
 def test_freezing_an_audio_module_keeps_both_inputs(standin, input_key, standins, waveforms, tmp_path):
     frozen = str(freeze_module(standins[standin], tmp_path / "frozen", check=hub_audio_signature))

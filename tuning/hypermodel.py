@@ -19,7 +19,7 @@ from genre_fusion.data.shards import ShardsMeta
 from genre_fusion.data.train_statistics import ShardStatistics
 from genre_fusion.model.builder import build_model
 from genre_fusion.training.recipe import Monitor, class_weights, selection_monitor, training_callbacks
-from tuning.space import SearchSpace
+from tuning.space import SearchSpace, conv_mel_bins
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class GenreHyperModel(kt.HyperModel):
         return selection_monitor(self.meta.label_mode, self.training.class_weights)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        config = self.space.declare(hp, self.modalities, self.meta.features.mel_bins)
+        config = self.space.declare(hp, self.modalities, conv_mel_bins(self.meta.features))
         # From the seed, as a training run builds its model: a trial is the run of its settings.
         keras.utils.set_random_seed(self.training.seed)
         return build_model(config, self.meta, self.statistics)
@@ -87,7 +87,7 @@ class GenreHyperModel(kt.HyperModel):
         """Trains `model` (built from `hp`) from `initial_epoch` (Hyperband continues a trial from a
         checkpoint) to `epochs`; Keras Tuner's `callbacks` come after the recipe's, so they see its
         validation scores. Returns the `History`."""
-        config = self.space.declare(hp, self.modalities, self.meta.features.mel_bins)
+        config = self.space.declare(hp, self.modalities, conv_mel_bins(self.meta.features))
         training = self.training
         recipe = training_callbacks(
             config,

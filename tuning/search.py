@@ -38,7 +38,7 @@ from genre_fusion.model.config import ModelConfig, SettingError, check_flag, che
 from genre_fusion.runs.config import SEED_LIMIT, TrainConfig
 from genre_fusion.training.recipe import op_determinism, training_statistics
 from tuning.hypermodel import GenreHyperModel, TrialTraining
-from tuning.space import SearchSpace
+from tuning.space import SearchSpace, conv_mel_bins
 
 TUNERS = ("hyperband", "bayesian", "random")
 PROJECT_NAME = "trials"
@@ -295,7 +295,7 @@ def run_search(settings: SearchSettings, outputs: tuple[str, ...] = ()) -> Searc
         trials=trials,
         best_trial=next(trial for trial in trials if trial.trial_id == best[0].trial_id) if best else None,
         best_config=settings.space.declare(
-            best[0].hyperparameters, settings.modalities, meta.features.mel_bins
+            best[0].hyperparameters, settings.modalities, conv_mel_bins(meta.features)
         )
         if best
         else None,

@@ -3,7 +3,8 @@
 Hyperparameters carry `ModelConfig` field names, so a trial's values are ModelConfig field values
 as they stand (`best_hparams.json` needs no renaming). Only the fields of the searched
 modalities are declared: an audio-only search has no LSTM settings, a single-modality search no
-fusion. The modalities themselves are fixed for a whole search (they decide the inputs, and so
+fusion; on the embeddings of a pretrained audio encoder, no conv blocks (the log-mel's CNN is not
+built). The modalities themselves are fixed for a whole search (they decide the inputs, and so
 the data); fields outside the space keep their `ModelConfig` defaults.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 import keras_tuner as kt
 
 from genre_fusion.data.inputs import AUDIO, LYRICS
+from genre_fusion.features.config import FeatureConfig
 from genre_fusion.model.config import FUSIONS, POOL_SIZE, ModelConfig, max_conv_blocks
 
 
@@ -23,8 +25,8 @@ class SearchSpace:
 
     `conv_blocks`, `lstm_layers` and `learning_rate` are (lowest, highest), both included; the other
     tuples list every choice. `conv_blocks` is capped further by the mel bins of the shards (each
-    block halves them). Dense widths are multiples of the 4 attention heads, so every fusion
-    accepts every width.
+    block halves them); conv settings are searched on log-mel shards only. Dense widths are
+    multiples of the 4 attention heads, so every fusion accepts every width.
     """
 
     conv_blocks: tuple[int, int] = (2, 5)
@@ -42,20 +44,24 @@ class SearchSpace:
             name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()
         }
 
-    def declare(self, hp: kt.HyperParameters, modalities: tuple[str, ...], mel_bins: int) -> ModelConfig:
+    def declare(
+        self, hp: kt.HyperParameters, modalities: tuple[str, ...], mel_bins: int | None
+    ) -> ModelConfig:
         """Declares the hyperparameters of `modalities` on `hp`, or reads their values if set.
 
         Args:
             hp: a trial's hyperparameters (a finished trial's too: its values are returned).
             modalities: the fixed modalities of the search.
-            mel_bins: mel bins of the shards; caps `conv_blocks` at what the pooling allows.
+            mel_bins: mel bins of log-mel shards, which cap `conv_blocks` at what the pooling
+                allows; None for shards of audio embeddings, whose model has no conv blocks
+                (`conv_mel_bins` tells which from the shards' features).
 
         Returns:
             The trial's `ModelConfig`. Raises ValueError when the mel bins allow fewer conv blocks
             than the lowest of the range.
         """
         values: dict = {}
-        if AUDIO in modalities:
+        if AUDIO in modalities and mel_bins is not None:
             most_blocks = min(self.conv_blocks[1], max_conv_blocks(mel_bins))
             if most_blocks < self.conv_blocks[0]:
                 raise ValueError(
@@ -74,3 +80,9 @@ class SearchSpace:
             values["fusion"] = hp.Choice("fusion", list(self.fusion))
         values["learning_rate"] = hp.Float("learning_rate", *self.learning_rate, sampling="log")
         return ModelConfig(modalities=modalities, **values)
+
+
+def conv_mel_bins(features: FeatureConfig) -> int | None:
+    """`SearchSpace.declare`'s `mel_bins` for shards of these features: their mel bins, or None for
+    the embeddings of a pretrained audio encoder (no log-mel, no conv blocks)."""
+    return None if features.uses_audio_embeddings else features.mel_bins

@@ -5,7 +5,8 @@ URL, or a local folder (an unpacked module, or a TF Hub cache folder copied from
 internet). URLs are resolved through `tensorflow_hub` (which honours ``TFHUB_CACHE_DIR``); a URL
 that is not cached must answer within `CONNECT_TIMEOUT_S`, and a stalled download fails after
 `DOWNLOAD_STALL_TIMEOUT_S`, so that a machine without internet learns at once what to do instead.
-Text and audio encoders alike load their modules here.
+Text and audio encoders alike load their modules here; what to do instead depends on what the
+module is for (`ModuleKind`: `TEXT_MODULE`, `AUDIO_MODULE`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import tensorflow as tf
 import tensorflow_hub as hub
@@ -35,14 +37,65 @@ REMOTE_PREFIXES = ("http://", "https://")
 CONNECT_TIMEOUT_S = 10.0
 DOWNLOAD_STALL_TIMEOUT_S = 60.0
 LEARNED_OPTION = "--text-encoder learned"
+LOG_MEL_OPTION = "--audio-encoder log-mel"
 # tf.saved_model.load logs this once per reference variable and signature (hundreds for ELMo).
 # It is expected: those variables are never trained here, and export freezes them.
 _REFERENCE_VARIABLE_WARNING = "because it is a reference variable"
 
 
+@dataclass(frozen=True)
+class ModuleKind:
+    """What a module is for, as `HubModuleUnavailable`'s help names it: `name` ("text encoder"),
+    an `example` of a download, and the `fallback` that needs no module, with what it does."""
+
+    name: str
+    example: str
+    fallback: str
+
+
+TEXT_MODULE = ModuleKind(
+    "text encoder",
+    "ELMo v3: https://tfhub.dev/google/elmo/3?tf-hub-format=compressed, or Kaggle "
+    "google/elmo/TensorFlow1/elmo/3",
+    f"{LEARNED_OPTION} (the model learns its own word embeddings, no module needed)",
+)
+AUDIO_MODULE = ModuleKind(
+    "audio encoder",
+    "YAMNet: https://tfhub.dev/google/yamnet/1?tf-hub-format=compressed, or Kaggle "
+    "google/yamnet/TensorFlow2/yamnet/1",
+    f"{LOG_MEL_OPTION} (the model learns its own convolutions on log-mels, no module needed) or "
+    "--audio-encoder musicnn-msd (its weights come with `make install`, no download)",
+)
+
+
 class ModuleUnavailable(RuntimeError):
-    """A module cannot be obtained (no network, unknown handle, missing folder); the message says
-    how to proceed."""
+    """A module cannot be obtained (no network, unknown handle, missing folder, musicnn's weights
+    not installed); the message says how to proceed."""
+
+
+class HubModuleUnavailable(ModuleUnavailable):
+    """A TF Hub module that cannot be had: its `handle`, the `reason`, and the `kind` of module,
+    whose fallback the message offers. Raised here for `TEXT_MODULE`; a caller that loads another
+    kind of module (the audio encoders, through their own code) rewords it with `for_kind`."""
+
+    def __init__(self, handle: str, reason: str, kind: ModuleKind = TEXT_MODULE):
+        super().__init__(
+            f"{kind.name} module {handle!r} is not available: {reason}.\n"
+            "To proceed, either\n"
+            "  - on a machine with internet, download the module: the .tar.gz from tfhub.dev or Kaggle "
+            f"Models ({kind.example}), unpacked into a folder; or run this program there with "
+            "TFHUB_CACHE_DIR set and copy that cache folder here. Then pass the module's folder (the one "
+            f"holding saved_model.pb) as the {kind.name} handle, or set TFHUB_CACHE_DIR to the copied "
+            "cache and keep the URL; or\n"
+            f"  - use {kind.fallback}."
+        )
+        self.handle = handle
+        self.reason = reason
+        self.kind = kind
+
+    def for_kind(self, kind: ModuleKind) -> HubModuleUnavailable:
+        """The same failure, its help worded for a module of `kind`."""
+        return HubModuleUnavailable(self.handle, self.reason, kind)
 
 
 def resolve_handle(name: str) -> str:
@@ -57,20 +110,6 @@ def resolve_handle(name: str) -> str:
 
 def _is_remote(handle: str) -> bool:
     return handle.startswith(REMOTE_PREFIXES)
-
-
-def _unavailable(handle: str, reason: str) -> ModuleUnavailable:
-    return ModuleUnavailable(
-        f"text encoder module {handle!r} is not available: {reason}.\n"
-        "To proceed, either\n"
-        "  - on a machine with internet, download the module: the .tar.gz from tfhub.dev or Kaggle "
-        "Models (ELMo v3: https://tfhub.dev/google/elmo/3?tf-hub-format=compressed, or Kaggle "
-        "google/elmo/TensorFlow1/elmo/3), unpacked into a folder; or run this program there with "
-        "TFHUB_CACHE_DIR set and copy that cache folder here. Then pass the module's folder (the one "
-        "holding saved_model.pb) as the text encoder handle, or set TFHUB_CACHE_DIR to the copied "
-        "cache and keep the URL; or\n"
-        f"  - use {LEARNED_OPTION} (the model learns its own word embeddings, no module needed)."
-    )
 
 
 def _is_cached(handle: str) -> bool:
@@ -89,7 +128,7 @@ def _connect_target(url: str) -> tuple[str, int]:
 
 
 def _check_reachable(handle: str) -> None:
-    """Raise `ModuleUnavailable` unless a TCP connection to the handle's host (or proxy) opens
+    """Raise `HubModuleUnavailable` unless a TCP connection to the handle's host (or proxy) opens
     within `CONNECT_TIMEOUT_S`. Runs in a thread because name resolution ignores socket timeouts."""
     host, port = _connect_target(handle)
     timeout_s = CONNECT_TIMEOUT_S
@@ -101,13 +140,13 @@ def _check_reachable(handle: str) -> None:
         except OSError as err:
             failure.append(err)
 
-    thread = threading.Thread(target=connect, name="text-encoder-reachability", daemon=True)
+    thread = threading.Thread(target=connect, name="hub-module-reachability", daemon=True)
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        raise _unavailable(handle, f"no answer from {host}:{port} within {timeout_s:g} s")
+        raise HubModuleUnavailable(handle, f"no answer from {host}:{port} within {timeout_s:g} s")
     if failure:
-        raise _unavailable(handle, f"cannot connect to {host}:{port} ({failure[0]})")
+        raise HubModuleUnavailable(handle, f"cannot connect to {host}:{port} ({failure[0]})")
 
 
 class _DownloadTimeout:
@@ -167,7 +206,7 @@ def module_path(handle: str) -> str:
     handle = resolve_handle(handle)
     if not _is_remote(handle):
         if not tf.io.gfile.exists(handle):
-            raise _unavailable(handle, "no such folder")
+            raise HubModuleUnavailable(handle, "no such folder")
         return handle
     # A cached module loads without the network (tensorflow_hub checks its cache first).
     if not _is_cached(handle):
@@ -178,7 +217,7 @@ def module_path(handle: str) -> str:
     except (OSError, http.client.HTTPException, ValueError) as err:
         # URLError/HTTPError/timeouts are OSErrors; tensorflow_hub raises ValueError on unexpected
         # HTTP answers.
-        raise _unavailable(handle, f"download failed ({err})") from err
+        raise HubModuleUnavailable(handle, f"download failed ({err})") from err
 
 
 def load_module(handle: str):
@@ -188,5 +227,5 @@ def load_module(handle: str):
         with quiet_reference_variable_warnings():
             return hub.load(path)
     except ValueError as err:  # tensorflow_hub: the folder holds no saved_model.pb
-        raise _unavailable(handle, f"{path} is not a TF Hub module or SavedModel ({err})") from err
+        raise HubModuleUnavailable(handle, f"{path} is not a TF Hub module or SavedModel ({err})") from err
 

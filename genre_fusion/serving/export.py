@@ -14,9 +14,12 @@ export starts and again before the new export takes its place: the old one is re
 new one moved in, then the old one deleted.
 
 Serving needs nothing but TensorFlow: log-mel and principal words are computed in the graph, and a
-hub text encoder is inside it. A TF1 module such as ELMo is frozen to constants first (its
-reference variables would be "uninitialized" when served). Before it is moved into place, the
-export is reloaded and checked against the in-memory model on a probe batch.
+hub text encoder and a pretrained audio encoder (musicnn with its weights, a TF Hub audio module)
+are inside it. A TF1 module such as ELMo or TRILL is frozen to constants first (its reference
+variables would be "uninitialized" when served). With a pretrained audio encoder the waveform is
+taken at the encoder's sample rate (``features.json``'s ``sample_rate``). An encoder that cannot
+be loaded stops the export with exit code 2 and a message naming it. Before it is moved into
+place, the export is reloaded and checked against the in-memory model on a probe batch.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from genre_fusion.data.inputs import EMBEDDINGS_INPUT, input_names
+from genre_fusion.data.inputs import AUDIO_EMBEDDINGS_INPUT, EMBEDDINGS_INPUT, input_names
+from genre_fusion.encoders.audio import AudioEncoderSpec, load_audio_encoder
 from genre_fusion.encoders.freezing import freeze_module
-from genre_fusion.encoders.handles import ModuleUnavailable
+from genre_fusion.encoders.handles import HubModuleUnavailable, ModuleUnavailable
 from genre_fusion.encoders.signatures import is_tf1_module
 from genre_fusion.encoders.text import HubTextEmbedding
 from genre_fusion.features.config import FeatureConfig
@@ -59,6 +63,12 @@ from genre_fusion.serving.server import DEFAULT_TOP_K, GenreServer
 EXPORT_CHECK_ATOL = 1e-5
 PROBE_LYRICS = ("[Chorus]\nI'm burning like fire tonight\nI'm burning like fire tonight", "")
 PROBE_FREQUENCY_HZ = 440.0
+# The build's help offers other encoders; a run can only be exported with its own.
+HUB_AUDIO_ENCODER_FIX = (
+    "the SavedModel holds the encoder, so the export needs the module the shards were built with: "
+    "its folder back at that path, or for a URL a TF Hub cache that holds it (TFHUB_CACHE_DIR) or "
+    "access to tfhub.dev; else train on shards of another --audio-encoder"
+)
 
 
 class ExportError(ValueError):
@@ -77,6 +87,38 @@ def text_encoder_layer(features: FeatureConfig, workdir: Path) -> HubTextEmbeddi
         raise ExportError(
             f"the run's text encoder {features.text_encoder!r} is needed to export it: {error}"
         ) from error
+
+
+def audio_encoder_layer(
+    features: FeatureConfig, workdir: Path
+) -> tuple[keras.layers.Layer, AudioEncoderSpec]:
+    """The pretrained audio encoder of `features` as a layer ready to export
+    (`AudioEncoder.export_layer`: a TF1 module is frozen to constants in `workdir` first), and its
+    spec.
+
+    Raises `ExportError` naming the encoder when it cannot be loaded, or when it no longer gives
+    what the shards hold (sample rate, width, patches of a clip)."""
+    name = features.audio_encoder
+    try:
+        encoder = load_audio_encoder(name, features.audio_output_key)
+        layer = encoder.export_layer(workdir)
+    except HubModuleUnavailable as error:
+        raise ExportError(
+            f"the run's audio encoder {name!r} cannot be loaded: {error.reason}.\n"
+            f"To export: {HUB_AUDIO_ENCODER_FIX}."
+        ) from error
+    except (ModuleUnavailable, ValueError) as error:  # musicnn's message says how to install it
+        raise ExportError(f"the run's audio encoder {name!r} cannot be loaded: {error}") from error
+    spec = encoder.spec
+    found = (spec.sample_rate, spec.width, spec.patches(features.clip_samples))
+    trained = (features.sample_rate, features.audio_embedding_width, features.audio_patches)
+    if found != trained:
+        raise ExportError(
+            f"the run's audio encoder {name!r} now gives (sample rate, width, patches per clip) "
+            f"{found}, the shards it was trained on {trained}: export with the encoder the shards "
+            "were built with"
+        )
+    return layer, spec
 
 
 def _specs_json(specs: dict[str, tf.TensorSpec]) -> dict:
@@ -120,6 +162,21 @@ def _check_export(loaded, server: GenreServer) -> None:
         )
 
 
+def _audio_encoder_readme(features: FeatureConfig) -> list[str]:
+    """README lines on a pretrained audio encoder (none for log-mel models)."""
+    if not features.uses_audio_embeddings:
+        return []
+    patches, width = features.audio_patches, features.audio_embedding_width
+    grid = f"{features.audio_patch_seconds:g} s every {features.audio_hop_seconds:g} s"
+    encoder = f"{features.audio_encoder}, output {features.audio_output_key}"
+    return [
+        f"Audio encoder (inside the SavedModel): {encoder}.",
+        f"  features gives audio_embeddings float32 [batch, {patches}, {width}] (patches of {grid})",
+        "  and audio_patches int32 [batch]: the patches within each song's audio, up to its last nonzero",
+        f"  sample (the zero padding is no audio), 1 to {patches}, as the shards count them.",
+    ]
+
+
 def _readme(config: TrainConfig, server: GenreServer, run_dir: Path) -> str:
     features, genres, k = config.features, len(config.genres), server.top_k
     return "\n".join(
@@ -133,6 +190,7 @@ def _readme(config: TrainConfig, server: GenreServer, run_dir: Path) -> str:
             f"  -> probabilities float32 [batch, {genres}] (genres in the order of {LABELS_FILE}),",
             f"     top_genres string [batch, {k}], top_probabilities float32 [batch, {k}].",
             "features: the same inputs -> the model inputs; classify: the model inputs -> the same outputs.",
+            *_audio_encoder_readme(features),
             f"Every signature with its shapes: {SIGNATURE_FILE}. Feature settings: {FEATURES_FILE}.",
             "",
             "Classify files:  python -m genre_fusion.predict --model THIS_DIR song.mp3 [--lyrics song.txt]",
@@ -188,8 +246,8 @@ def export_run(
 ) -> Path:
     """Export the best model of `run_dir` to `out` (see the module docstring); returns `out`.
 
-    Raises `RunError` for a run that is not finished, `ExportError` for an unavailable text encoder,
-    a `top_k` below 1, an `out` that may not be replaced (see the module docstring) or cannot be
+    Raises `RunError` for a run that is not finished, `ExportError` for an unavailable text or audio
+    encoder, a `top_k` below 1, an `out` that may not be replaced (see the module docstring) or cannot be
     written. `out` appears only when complete and checked; nothing else in its parent is touched.
     """
     run_dir, out = Path(run_dir), Path(out)
@@ -212,10 +270,18 @@ def export_run(
 def _write_export(config: TrainConfig, model: keras.Model, run_dir: Path, top_k: int, workdir: Path) -> Path:
     """The export of `model`, written and checked in `workdir`; returns its folder."""
     features = config.features
-    text_encoder = None
-    if EMBEDDINGS_INPUT in input_names(config.model.modalities, features):
-        text_encoder = text_encoder_layer(features, workdir)
-    server = GenreServer(model, features, config.genres, config.model.modalities, text_encoder, top_k)
+    names = input_names(config.model.modalities, features)
+    text_encoder = text_encoder_layer(features, workdir) if EMBEDDINGS_INPUT in names else None
+    audio_encoder = audio_encoder_layer(features, workdir) if AUDIO_EMBEDDINGS_INPUT in names else None
+    server = GenreServer(
+        model,
+        features,
+        config.genres,
+        config.model.modalities,
+        text_encoder=text_encoder,
+        audio_encoder=audio_encoder,
+        top_k=top_k,
+    )
     staged = workdir / "export"
     tf.saved_model.save(server, str(staged), signatures=server.signatures())
     loaded = tf.saved_model.load(str(staged))

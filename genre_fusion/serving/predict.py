@@ -5,7 +5,9 @@
 
 Audio in any format the preparation reads (MP3, WAV, FLAC, OGG; any rate and channel count) is
 decoded with `genre_fusion.audio.decode_audio` at the model's sample rate and clip length (from
-MODEL_DIR/features.json); lyrics files are read with `genre_fusion.lyrics.read_lyrics`.
+MODEL_DIR/features.json: with a pretrained audio encoder, the encoder's rate, 16 kHz for musicnn
+and the TF Hub modules), zero-padded to the clip, which the export counts as no audio; lyrics files
+are read with `genre_fusion.lyrics.read_lyrics`.
 ``--lyrics`` names one file and is repeated for more; the lyrics files pair with the audio files
 in order (fewer lyrics than audio files: the rest have none; more: an error). ``--manifest`` reads
 the columns ``id``, ``audio`` and ``lyrics`` (optional; empty = no lyrics) of a manifest CSV (see

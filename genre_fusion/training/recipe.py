@@ -3,8 +3,8 @@ the same in a training run.
 
 `build_model` compiles the loss, metrics and Adam optimiser; this module adds the rest:
 
-- What the model adapts to (`training_statistics`): the training split's log-mel statistics and
-  vocabulary, as `data_prep build` counted them.
+- What the model adapts to (`training_statistics`): the training split's audio statistics (per
+  mel bin, or per embedding dimension) and vocabulary, as `data_prep build` counted them.
 - Class weights (`class_weights`): a song weighs the inverse frequency of its genre in the
   training split (single-label shards only).
 - Learning rate: a per-epoch cosine decay from the config's rate, a function of the epoch alone,
@@ -38,8 +38,14 @@ import tensorflow as tf
 from genre_fusion.compat import disable_op_determinism, is_op_determinism_enabled
 from genre_fusion.data.inputs import LOG_MEL_INPUT, MODALITIES, WORDS_INPUT
 from genre_fusion.data.pipeline import epoch_seed, make_dataset
-from genre_fusion.data.shards import ShardsMeta
-from genre_fusion.data.train_statistics import ShardStatistics, TrainStatistics, read_statistics
+from genre_fusion.data.shards import ShardsError, ShardsMeta
+from genre_fusion.data.train_statistics import (
+    STATISTICS_FILE,
+    VOCABULARY_FILE,
+    ShardStatistics,
+    TrainStatistics,
+    read_statistics,
+)
 from genre_fusion.evaluation.metrics import selection_scores
 from genre_fusion.model.config import ModelConfig
 from genre_fusion.runs.config import RunError
@@ -107,11 +113,20 @@ def selection_monitor(label_mode: str, use_class_weights: bool) -> Monitor:
 
 
 def training_statistics(shards_dir: str, meta: ShardsMeta, batch_size: int) -> ShardStatistics:
-    """The training split's statistics that `data_prep build` wrote into `shards_dir`. Shards built
-    before it wrote them are read through once to count the same numbers (and a note says so)."""
+    """The training split's statistics that `data_prep build` wrote into `shards_dir`. Log-mel
+    shards built before it wrote them are read through once to count the same numbers (and a note
+    says so). Shards of a pretrained audio encoder's embeddings always have them (every build that
+    writes embeddings writes the statistics too), so there a missing file means a changed folder:
+    `ShardsError` says so instead of counting."""
     statistics = read_statistics(shards_dir)
     if statistics is not None:
         return statistics
+    if meta.features.uses_audio_embeddings:
+        raise ShardsError(
+            f"{shards_dir} holds audio embeddings of {meta.features.audio_encoder} but lacks "
+            f"{STATISTICS_FILE} or {VOCABULARY_FILE}, which its build wrote: restore them, or rebuild "
+            "the shards with `python -m data_prep build`"
+        )
     print(
         f"note: {shards_dir} holds no training statistics (built by an earlier version): counting them "
         "from the training split now; rebuild the shards to skip this",
