@@ -19,7 +19,7 @@ import tensorflow as tf
 from genre_fusion.data.inputs import MODALITIES, input_names
 from genre_fusion.data.pipeline import make_dataset
 from genre_fusion.data.schema import FORMAT_VERSION, SongRecord, parse_song, serialize_song
-from genre_fusion.data.shards import META_FILE, SPLITS, ShardsMeta, read_meta, shard_name
+from genre_fusion.data.shards import META_FILE, read_meta
 from genre_fusion.data.train_statistics import STATISTICS_FILE, TrainStatistics, read_statistics
 from genre_fusion.features.config import LOG_MEL_ENCODER, FeatureConfig
 from genre_fusion.model.builder import EMBEDDING_VARIANCE_FLOOR, build_model
@@ -48,6 +48,7 @@ class _Spec:
         return 1 + max(samples - patch, 0) // hop
 
 
+pytest_plugins = ["tests.shard_writing"]
 FEATURES = FeatureConfig(clip_seconds=3.0, max_tokens=8).with_audio_encoder(_Spec())
 GENRES = ("ambient", "punk", "soul")
 SONGS = {"train": 60, "val": 12, "test": 30}
@@ -93,31 +94,9 @@ def songs() -> dict[str, list[SongRecord]]:
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory, songs) -> Path:
+def shards(tmp_path_factory, songs, write_record_shards) -> Path:
     """One shard file per split, meta.json and the training statistics, as `data_prep build` writes them."""
-    folder = tmp_path_factory.mktemp("embedding_shards")
-    for split, records in songs.items():
-        with tf.io.TFRecordWriter(str(folder / shard_name(split, 0, 1))) as writer:
-            for song in records:
-                writer.write(serialize_song(song))
-    train = songs["train"]
-    statistics = TrainStatistics()
-    statistics.update([song.audio_features for song in train], [song.words for song in train])
-    statistics.write(folder, audio_embeddings=True)
-    genre_counts = {
-        split: np.bincount([song.labels[0] for song in records], minlength=len(GENRES)).tolist()
-        for split, records in songs.items()
-    }
-    ShardsMeta(
-        genres=GENRES,
-        label_mode="single",
-        features=FEATURES,
-        split_sizes=dict(SONGS),
-        shard_counts=dict.fromkeys(SPLITS, 1),
-        genre_counts=genre_counts,
-        source="test",
-    ).write(folder)
-    return folder
+    return write_record_shards(tmp_path_factory.mktemp("embedding_shards"), songs, GENRES, FEATURES)
 
 
 def _batch(shards: Path, config: ModelConfig) -> dict[str, tf.Tensor]:

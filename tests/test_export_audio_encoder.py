@@ -25,12 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import tensorflow as tf
 
 from genre_fusion.data.inputs import AUDIO_EMBEDDINGS_INPUT, AUDIO_PATCHES_INPUT
-from genre_fusion.data.schema import SongRecord, serialize_song
-from genre_fusion.data.shards import SPLITS, ShardsMeta, shard_name
-from genre_fusion.data.train_statistics import TrainStatistics
+from genre_fusion.data.schema import SongRecord
 from genre_fusion.encoders.audio import AudioEncoder, load_audio_encoder
 from genre_fusion.features.audio import decode_audio
 from genre_fusion.features.config import FeatureConfig
@@ -41,6 +38,7 @@ from genre_fusion.training.cli import main as train_main
 from tests import audio_standins
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["tests.shard_writing"]
 
 RATE = audio_standins.SAMPLE_RATE
 WAV_RATE = 22_050  # predict resamples it to the export's RATE
@@ -101,10 +99,9 @@ def _tone(rng: np.random.Generator, genre: int, seconds: float, rate: int = RATE
     return tone.astype(np.float32)
 
 
-def _write_shards(folder: Path, encoder: AudioEncoder, features: FeatureConfig) -> None:
+def _write_shards(folder: Path, encoder: AudioEncoder, features: FeatureConfig, write_record_shards) -> None:
     """Shards of `SONGS` songs of full clips, embedded by `encoder`, with meta.json and statistics."""
     rng = np.random.default_rng(0)
-    folder.mkdir()
     songs = {}
     for split, count in SONGS.items():
         labels = [index % len(GENRES) for index in range(count)]
@@ -117,25 +114,7 @@ def _write_shards(folder: Path, encoder: AudioEncoder, features: FeatureConfig) 
             )
             for i, (genre, vectors) in enumerate(zip(labels, embeddings, strict=True))
         ]
-        with tf.io.TFRecordWriter(str(folder / shard_name(split, 0, 1))) as writer:
-            for song in songs[split]:
-                writer.write(serialize_song(song))
-    statistics = TrainStatistics()
-    statistics.update([song.audio_features for song in songs["train"]], [""] * SONGS["train"])
-    statistics.write(folder, audio_embeddings=True)
-    genre_counts = {
-        split: np.bincount([song.labels[0] for song in records], minlength=len(GENRES)).tolist()
-        for split, records in songs.items()
-    }
-    ShardsMeta(
-        genres=GENRES,
-        label_mode="single",
-        features=features,
-        split_sizes=dict(SONGS),
-        shard_counts=dict.fromkeys(SPLITS, 1),
-        genre_counts=genre_counts,
-        source="test",
-    ).write(folder)
+    write_record_shards(folder, songs, GENRES, features)
 
 
 def _fitted(features: FeatureConfig, waveforms: np.ndarray) -> np.ndarray:
@@ -163,7 +142,7 @@ def keras_probabilities(item: Export, waveforms: np.ndarray, seconds: list[float
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> dict[str, Export]:
+def exports(tmp_path_factory, write_record_shards) -> dict[str, Export]:
     root = tmp_path_factory.mktemp("audio_encoder_exports")
     hparams = root / "hparams.json"
     hparams.write_text(json.dumps(TINY_MODEL))
@@ -173,7 +152,7 @@ def exports(tmp_path_factory) -> dict[str, Export]:
         encoder = load_audio_encoder(handle, output_key)
         features = FeatureConfig(clip_seconds=CLIP_SECONDS, max_tokens=8).with_audio_encoder(encoder.spec)
         shards, run, model = (root / f"{kind}_{name}" for kind in ("shards", "run", "model"))
-        _write_shards(shards, encoder, features)
+        _write_shards(shards, encoder, features, write_record_shards)
         flags = ["--data", str(shards), "--run", str(run), "--hparams", str(hparams), *TRAIN_FLAGS]
         assert train_main(flags) == 0
         assert export.main(["--run", str(run), "--out", str(model), "--top-k", str(len(GENRES))]) == 0
