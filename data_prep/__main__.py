@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from data_prep.labels import DEFAULT_TOP_GENRES
 from data_prep.song_loader import DEFAULT_WORKERS
+from genre_fusion.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS, describe_protocols
 from genre_fusion.features.config import LOG_MEL_ENCODER, FeatureConfig
 from genre_fusion.interruption import on_interrupt
 
@@ -63,8 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--music4all", help="Music4All folder (id_*.csv, audios/, lyrics/)")
     source.add_argument("--manifest", help="CSV with columns id,audio,lyrics,genres,artist")
     build.add_argument("--out", required=True, help="shards directory to write (or resume)")
-    build.add_argument("--label-mode", choices=sorted(DEFAULT_TOP_GENRES), default="single")
+    build.add_argument(
+        "--protocol",
+        default=DEFAULT_PROTOCOL,
+        help=f"a published protocol's settings ({', '.join(PROTOCOLS)}); the options below override "
+        "them; `--protocol list` describes each",
+    )
+    # The options a protocol sets default to None: given or not is what tells an override.
+    build.add_argument("--label-mode", choices=sorted(DEFAULT_TOP_GENRES), help="single (default) or multi")
     build.add_argument("--top-genres", type=positive_int, help="genres kept (default 10 single, 50 multi)")
+    build.add_argument(
+        "--genre-map",
+        help="CSV with columns fine,coarse mapping the collection's genres before the vocabulary is made "
+        "(a path, or a shipped map: coarse44.csv, musiclime9.csv); unlisted genres are dropped",
+    )
     build.add_argument(
         "--text-encoder",
         default="learned",
@@ -100,10 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--top-db", type=float, default=FeatureConfig.top_db, help="dB range kept below each song's peak"
     )
-    build.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions")
+    build.add_argument("--split", help="train,val,test fractions (default 0.8,0.1,0.1)")
     build.add_argument("--seed", type=non_negative_int, default=0)
-    build.add_argument("--languages", default="", help="comma-separated id_lang.csv codes to keep, e.g. en")
-    build.add_argument("--require-lyrics", action="store_true", help="reject songs without lyrics")
+    build.add_argument("--languages", help="comma-separated id_lang.csv codes to keep, e.g. en (default all)")
+    build.add_argument(
+        "--require-lyrics",
+        action=argparse.BooleanOptionalAction,
+        help="reject songs without lyrics (--no-require-lyrics keeps them where a protocol rejects them)",
+    )
     build.add_argument("--limit", type=positive_int, help="use only the first M songs (a quick trial)")
     build.add_argument("--shard-size", type=positive_int, default=256, help="songs per TFRecord shard")
     build.add_argument(
@@ -166,6 +183,34 @@ def _audio(features: FeatureConfig) -> str:
     )
 
 
+def _asks_for_protocol_list(argv: list[str]) -> bool:
+    """`build --protocol list` (any other option aside), which needs no source and no --out."""
+    pairs = zip(argv, argv[1:], strict=False)
+    return argv[:1] == ["build"] and ("--protocol=list" in argv or ("--protocol", "list") in pairs)
+
+
+def _protocol_settings(args) -> dict:
+    """The build settings of `--protocol` with the options given on top, plus `protocol` and
+    `protocol_overrides` (the options given whose values differ from the protocol's), as
+    BuildConfig fields. Raises `UnknownProtocol` and `SplitError`."""
+    from data_prep.split import parse_fractions
+    from genre_fusion.evaluation.protocols import get_protocol
+
+    protocol = get_protocol(args.protocol)
+    given = {
+        "label_mode": args.label_mode,
+        "top_genres": args.top_genres,
+        "languages": None if args.languages is None else tuple(filter(None, args.languages.split(","))),
+        "require_lyrics": args.require_lyrics,
+        "split": None if args.split is None else parse_fractions(args.split),
+        "genre_map": args.genre_map,
+    }
+    settings = protocol.build_settings()
+    given = {key: value for key, value in given.items() if value is not None}
+    overrides = tuple(key for key, value in given.items() if value != settings[key])
+    return settings | given | {"protocol": protocol.name, "protocol_overrides": overrides}
+
+
 def _build(args) -> int:
     try:
         features = FeatureConfig(
@@ -190,9 +235,11 @@ def _build(args) -> int:
     from data_prep.build_error import BuildError
     from data_prep.builder import build_shards
     from data_prep.featurizer import load_audio_encoder
+    from data_prep.genre_map import read_genre_map
     from data_prep.sources import SourceError
-    from data_prep.split import SplitError, parse_fractions
+    from data_prep.split import SplitError
     from genre_fusion.encoders.handles import ModuleUnavailable
+    from genre_fusion.evaluation.protocols import UnknownProtocol
 
     try:
         config = BuildConfig(
@@ -200,15 +247,13 @@ def _build(args) -> int:
             music4all=args.music4all,
             manifest=args.manifest,
             features=features,
-            label_mode=args.label_mode,
-            top_genres=args.top_genres,
-            split=parse_fractions(args.split),
             seed=args.seed,
-            languages=tuple(code for code in args.languages.split(",") if code),
             limit=args.limit,
-            require_lyrics=args.require_lyrics,
             shard_size=args.shard_size,
+            **_protocol_settings(args),
         )
+        if config.genre_map is not None:
+            read_genre_map(config.genre_map)  # a bad map ends the build before any folder is made
         # Loaded before the build: a bad name, module or output key ends it before any folder is made.
         audio_encoder = load_audio_encoder(features)
         if audio_encoder is not None and args.sample_rate not in (None, audio_encoder.spec.sample_rate):
@@ -216,7 +261,7 @@ def _build(args) -> int:
         summary = build_shards(
             config, workers=args.workers, progress=not args.quiet, audio_encoder=audio_encoder
         )
-    except (SourceError, BuildError, SplitError, ModuleUnavailable) as error:
+    except (SourceError, BuildError, SplitError, ModuleUnavailable, UnknownProtocol) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -229,8 +274,14 @@ def _build(args) -> int:
     if summary.rebuilt_shards:
         why = ", ".join(f"{count} {reason}" for reason, count in summary.rebuilt_shards.items())
         resumed.append(f"{sum(summary.rebuilt_shards.values())} rebuilt ({why})")
+    protocol = f"protocol {meta.protocol}" + (
+        f" (overridden: {', '.join('--' + key.replace('_', '-') for key in meta.protocol_overrides)})"
+        if meta.protocol_overrides
+        else ""
+    )
     print(
-        f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; audio: {_audio(meta.features)}; "
+        f"shards in {args.out}: {sizes} songs; {len(meta.genres)} genres; {protocol}; "
+        f"audio: {_audio(meta.features)}; "
         f"rejected: {rejected} (rejected.csv); {summary.seconds:.1f} s"
         + (f" ({'; '.join(resumed)})" if resumed else "")
     )
@@ -247,6 +298,10 @@ def _build(args) -> int:
 
 @on_interrupt("finished shards (and synth's finished files) are kept; rerun the same command to resume")
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _asks_for_protocol_list(argv):
+        print(describe_protocols())
+        return 0
     args = _parser().parse_args(argv)
     return _synth(args) if args.command == "synth" else _build(args)
 

@@ -275,6 +275,12 @@ def _useless_error(problem: str, rejected: list[dict], out: Path) -> BuildError:
     )
 
 
+def _genre_map_record(config: BuildConfig) -> dict[str, str]:
+    """meta.json's `genre_map` and `genre_map_sha256`, as the settings record them."""
+    settings = config.settings()
+    return {key: settings[key] for key in ("genre_map", "genre_map_sha256") if key in settings}
+
+
 def _finish(
     config: BuildConfig, features: FeatureConfig, plan: BuildPlan, done: dict, out: Path
 ) -> ShardsMeta:
@@ -303,6 +309,9 @@ def _finish(
         lyrics_missing=len(plan.lyrics_missing & kept),
         source=config.source,
         seed=config.seed,
+        protocol=config.protocol,
+        protocol_overrides=config.protocol_overrides,
+        **_genre_map_record(config),
     )
     meta.write(out)
     return meta

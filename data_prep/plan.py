@@ -23,7 +23,9 @@ import pandas as pd
 
 from data_prep.build_config import BuildConfig
 from data_prep.build_error import BuildError, UselessBuild
+from data_prep.genre_map import UNMAPPED_REASON, read_genre_map
 from data_prep.labels import assign_labels, build_vocabulary, drop_unused_genres
+from data_prep.multi_label_split import split_multi_label_by_artist
 from data_prep.song_loader import Rejection, SongTask
 from data_prep.sources import SourceError, read_manifest, read_music4all
 from data_prep.split import SPLIT_NAMES, SplitError, split_by_artist
@@ -146,6 +148,17 @@ def plan_build(config: BuildConfig, songs: pd.DataFrame) -> BuildPlan:
     if selected.empty:
         raise UselessBuild(f"no song of {config.source} has the files it lists", rejected)
 
+    if config.genre_map is not None:
+        genre_map = read_genre_map(config.genre_map)
+        mapped = [genre_map.apply(names) for names in selected["genres"]]
+        # A song without any genre keeps the reason the vocabulary gives it below.
+        listed = np.array([bool(names) for names in selected["genres"]], dtype=bool)
+        unmapped = listed & np.array([not coarse for coarse in mapped], dtype=bool)
+        rejected += [Rejection(song_id, UNMAPPED_REASON) for song_id in selected.loc[unmapped, "id"]]
+        selected = selected.assign(genres=mapped)[~unmapped]
+        if selected.empty:
+            raise UselessBuild(f"no song of {config.source} has a genre listed in {genre_map.path}", rejected)
+
     genres = build_vocabulary(selected["genres"], config.genre_count)
     labels = [assign_labels(names, genres, config.label_mode) for names in selected["genres"]]
     has_label = np.array([bool(label) for label in labels], dtype=bool)
@@ -156,9 +169,12 @@ def plan_build(config: BuildConfig, songs: pd.DataFrame) -> BuildPlan:
         raise UselessBuild(f"no song of {config.source} has a genre", rejected)
 
     try:
-        split = split_by_artist(
-            np.array([label[0] for label in labels]), selected["artist"].to_numpy(), config.split, config.seed
-        )
+        artists = selected["artist"].to_numpy()
+        if config.label_mode == "multi":  # stratified over each artist's whole label set
+            split = split_multi_label_by_artist(labels, artists, config.split, config.seed)
+        else:
+            first_genres = np.array([label[0] for label in labels])
+            split = split_by_artist(first_genres, artists, config.split, config.seed)
     except SplitError as error:
         raise UselessBuild(str(error), rejected) from error
     empty = [name for name in NEEDED_SPLITS if not np.any(split == name)]

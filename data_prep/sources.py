@@ -43,7 +43,7 @@ def _line_list(lines: list[int]) -> str:
     return named + (f" and {len(lines) - LINES_NAMED} more" if len(lines) > LINES_NAMED else "")
 
 
-def _read_table(
+def read_table(
     path: Path, separator: str, columns: tuple[str, ...], kind: str, quoted: bool, fix: str
 ) -> pd.DataFrame:
     """Read the delimited table `path` (header row; UTF-8, a BOM and CRLF allowed) -> one str
@@ -120,9 +120,14 @@ def _missing_columns_message(
     )
 
 
+def genre_name(name: str) -> str:
+    """' Indie  Rock' -> 'indie rock': names differing only in case or spacing are one genre."""
+    return " ".join(name.split()).casefold()
+
+
 def _split_genres(value: str) -> tuple[str, ...]:
-    """'Rock, indie ,rock' -> ('rock', 'indie'): names differing only in case or spacing are one genre."""
-    names = (" ".join(name.split()).casefold() for name in value.split(","))
+    """'Rock, indie ,rock' -> ('rock', 'indie')."""
+    names = (genre_name(name) for name in value.split(","))
     return tuple(dict.fromkeys(name for name in names if name))
 
 
@@ -141,7 +146,7 @@ def read_music4all(root: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise SourceError(f"Music4All folder {root} does not exist")
     tables = {
-        name: _read_table(
+        name: read_table(
             root / name,
             "\t",
             columns,
@@ -186,7 +191,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     than the header raises `SourceError` naming its line.
     """
     path = Path(path)
-    table = _read_table(
+    table = read_table(
         path,
         ",",
         MANIFEST_COLUMNS,

@@ -12,6 +12,7 @@ from genre_fusion.data.shards import read_meta, shard_files
 from genre_fusion.evaluation import evaluate
 from genre_fusion.evaluation.evaluate import predict_split
 from genre_fusion.evaluation.metrics import evaluate_predictions
+from genre_fusion.evaluation.thresholds import choose_thresholds
 from genre_fusion.files.owned_outputs import MARKER_FILE, foreign_entries, owned_outputs, record_outputs
 from genre_fusion.runs.layout import MODEL_FILE, RUN_ARTIFACTS
 
@@ -168,3 +169,32 @@ def test_bad_options_exit_2_naming_the_option(trained_run: Path, capsys):
         with pytest.raises(SystemExit) as exited:
             evaluate.main(["--run", str(trained_run), *argv])
         assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_multi_label_run_is_scored_at_thresholds_chosen_on_val(
+    multi_label_shards, tiny_model, tmp_path: Path, capsys
+):
+    hparams = tmp_path / "tiny.json"
+    hparams.write_text(json.dumps(tiny_model.to_dict()))
+    run = tmp_path / "run"
+    args = ["--data", str(multi_label_shards), "--run", str(run), "--epochs", "2", "--hparams", str(hparams)]
+    assert train.main(args) == 0
+    assert evaluate.main(["--run", str(run), "--split", "test"]) == 0
+    assert "(chosen on val)" in capsys.readouterr().out
+    metrics = json.loads((run / "evaluation" / "test" / "metrics.json").read_text())
+
+    val_probabilities, val_targets, config = predict_split(run, "val")
+    chosen = choose_thresholds(val_probabilities, val_targets)
+    assert metrics["thresholds"]["chosen_on"] == "val"
+    assert metrics["thresholds"]["global"] == chosen.global_threshold == metrics["threshold"]
+    assert list(metrics["thresholds"]["per_genre"].values()) == pytest.approx(chosen.per_genre)
+    test_probabilities, test_targets, _ = predict_split(run, "test")
+    scored = {
+        threshold: evaluate_predictions(test_probabilities, test_targets, config.genres, "multi", threshold)
+        for threshold in (chosen.global_threshold, 0.5)
+    }
+    at_global, at_half = scored[chosen.global_threshold], scored[0.5]
+    for key in ("example_accuracy", "example_f1", "subset_accuracy", "micro_f1"):
+        assert metrics[key] == pytest.approx(at_global[key])
+        assert metrics["at_threshold_0.5"][key] == pytest.approx(at_half[key])
+    assert 0 <= metrics["with_per_genre_thresholds"]["example_accuracy"] <= 1

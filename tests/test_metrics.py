@@ -117,7 +117,14 @@ def test_multi_label_hand_computed():
     assert metrics["micro_roc_auc"] == pytest.approx(15 / 16)
     assert metrics["micro_f1"] == pytest.approx(2 / 3)
     assert metrics["macro_f1"] == pytest.approx((1 / 2 + 1) / 2)
-    assert metrics["samples_f1"] == pytest.approx(7 / 12)
+    assert metrics["example_f1"] == pytest.approx(7 / 12)
+    # Per song Jaccard 1, 1/2, 1/2, 0; precision 1, 1, 1/2, 0; recall 1, 1/2, 1, 0; one exact set;
+    # 3 of 12 song-genre decisions wrong.
+    assert metrics["example_accuracy"] == pytest.approx(0.5)
+    assert metrics["example_precision"] == pytest.approx(0.625)
+    assert metrics["example_recall"] == pytest.approx(0.625)
+    assert metrics["subset_accuracy"] == pytest.approx(0.25)
+    assert metrics["hamming_loss"] == pytest.approx(0.25)
     assert metrics["genres_without_support"] == ["z"]
     assert metrics["per_genre"]["x"] == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "average_precision": 5 / 6}
@@ -144,7 +151,9 @@ def test_multi_label_perfect_predictor():
     for key in (
         "micro_f1",
         "macro_f1",
-        "samples_f1",
+        "example_f1",
+        "example_accuracy",
+        "subset_accuracy",
         "mean_average_precision",
         "micro_roc_auc",
         "macro_roc_auc",

@@ -38,6 +38,12 @@ class ShardsMeta:
     lyrics_missing: int = 0  # kept songs whose listed lyrics file does not exist (instrumental ones excluded)
     source: str = ""
     seed: int = 0
+    # The protocol preset the build started from ("" for shards of earlier versions), the options
+    # given that differ from it, and the genre map applied (its path and sha256).
+    protocol: str = ""
+    protocol_overrides: tuple[str, ...] = ()
+    genre_map: str = ""
+    genre_map_sha256: str = ""
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict:
@@ -53,6 +59,7 @@ class ShardsMeta:
         values = dict(values)
         values.pop("log_mel", None)
         values["genres"] = tuple(values["genres"])
+        values["protocol_overrides"] = tuple(values.get("protocol_overrides", ()))
         values["features"] = FeatureConfig.from_dict(values["features"])
         return cls(**values)
 

@@ -27,6 +27,7 @@ from genre_fusion.data.schema import parse_song
 from genre_fusion.data.shards import SPLITS, ShardsError, ShardsMeta, read_meta, shard_files
 from genre_fusion.evaluation.metrics import evaluate_predictions, format_metrics_table
 from genre_fusion.evaluation.plots import plot_confusion_matrix, plot_per_genre_f1, plot_training_curves
+from genre_fusion.evaluation.thresholds import choose_thresholds
 from genre_fusion.files.owned_outputs import OutputsError, owned_outputs, record_outputs
 from genre_fusion.runs.config import RunError, TrainConfig
 from genre_fusion.runs.layout import (
@@ -40,12 +41,22 @@ from genre_fusion.runs.loading import load_run, read_run_summary
 
 METRICS_FILE = "metrics.json"
 DEFAULT_BATCH_SIZE = 32
+THRESHOLD_SPLIT = "val"  # where a multi-label model's decision thresholds are chosen
+# The multi-label scores also reported under per-genre thresholds and at 0.5.
+MULTI_LABEL_HEADLINE = ("example_accuracy", "example_f1", "subset_accuracy", "micro_f1", "macro_f1")
+
+Predictions = tuple[np.ndarray, np.ndarray]  # probabilities and targets, both [songs, genres]
 
 
-def predict_split(
-    run_dir: str | Path, split: str, data: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
-) -> tuple[np.ndarray, np.ndarray, TrainConfig]:
-    """The run's best model on one split: probabilities and targets, both [songs, genres].
+def splits_to_predict(split: str, label_mode: str) -> tuple[str, ...]:
+    """The splits that scoring `split` needs: itself, and val for a multi-label model's thresholds."""
+    return tuple(dict.fromkeys((THRESHOLD_SPLIT, split) if label_mode == "multi" else (split,)))
+
+
+def predict_splits(
+    run_dir: str | Path, splits: Sequence[str], data: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> tuple[dict[str, Predictions], TrainConfig]:
+    """The run's best model on each of `splits` ({split: (probabilities, targets)}), loaded once.
 
     Raises `RunError` for a run without a model, `ShardsError` for shards that are missing, do not
     match the run, or cannot be read (naming the damaged shard file)."""
@@ -55,16 +66,46 @@ def predict_split(
     shards = data or config.data
     meta = read_meta(shards)
     config.check_shards(meta, shards)
-    dataset = make_dataset(shards, split, meta, config.model.modalities, batch_size, training=False)
+    predictions = {}
+    for split in splits:
+        dataset = make_dataset(shards, split, meta, config.model.modalities, batch_size, training=False)
+        probabilities, targets = [], []
+        batches = _readable_batches(dataset, shards, split, meta)
+        total = math.ceil(meta.split_sizes[split] / batch_size)
+        for inputs, batch_targets in tqdm(batches, total=total, desc=f"predict {split}", unit="batch"):
+            probabilities.append(np.asarray(model.predict_on_batch(inputs), dtype=np.float32))
+            targets.append(batch_targets.numpy())
+        predictions[split] = (np.concatenate(probabilities), np.concatenate(targets))
+    return predictions, config
 
-    probabilities, targets = [], []
-    batches = math.ceil(meta.split_sizes[split] / batch_size)
-    for inputs, batch_targets in tqdm(
-        _readable_batches(dataset, shards, split, meta), total=batches, desc=f"predict {split}", unit="batch"
-    ):
-        probabilities.append(np.asarray(model.predict_on_batch(inputs), dtype=np.float32))
-        targets.append(batch_targets.numpy())
-    return np.concatenate(probabilities), np.concatenate(targets), config
+
+def predict_split(
+    run_dir: str | Path, split: str, data: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> tuple[np.ndarray, np.ndarray, TrainConfig]:
+    """The run's best model on one split: probabilities and targets, both [songs, genres]; raises
+    as `predict_splits`."""
+    predictions, config = predict_splits(run_dir, (split,), data, batch_size)
+    return *predictions[split], config
+
+
+def score_split(
+    predictions: dict[str, Predictions], split: str, genres: Sequence[str], label_mode: str
+) -> dict:
+    """`evaluate_predictions` of `split`; a multi-label model is scored at the thresholds chosen on
+    the val predictions (`genre_fusion.evaluation.thresholds`): the headline at the global one,
+    `with_per_genre_thresholds` and `at_threshold_0.5` beside it, and the thresholds under
+    `thresholds`. `predictions` holds the splits of `splits_to_predict`. Raises `ValueError` for
+    predictions that cannot be scored (e.g. NaN)."""
+    probabilities, targets = predictions[split]
+    if label_mode == "single":
+        return evaluate_predictions(probabilities, targets, genres, label_mode)
+    thresholds = choose_thresholds(*predictions[THRESHOLD_SPLIT], chosen_on=THRESHOLD_SPLIT)
+    metrics = evaluate_predictions(probabilities, targets, genres, label_mode, thresholds.global_threshold)
+    metrics["thresholds"] = thresholds.to_dict(genres)
+    for key, threshold in (("with_per_genre_thresholds", thresholds.per_genre), ("at_threshold_0.5", 0.5)):
+        other = evaluate_predictions(probabilities, targets, genres, label_mode, threshold)
+        metrics[key] = {name: other[name] for name in MULTI_LABEL_HEADLINE}
+    return metrics
 
 
 def _readable_batches(
@@ -129,9 +170,10 @@ def evaluate_run(
 
     Raises as `predict_split`; `RunError` when the evaluation cannot be written, `OutputsError`
     when the run directory's record of its entries is damaged or of another kind."""
-    probabilities, targets, config = predict_split(run_dir, split, data, batch_size)
+    needed = splits_to_predict(split, TrainConfig.load(run_dir).label_mode)
+    predictions, config = predict_splits(run_dir, needed, data, batch_size)
     try:
-        metrics = evaluate_predictions(probabilities, targets, config.genres, config.label_mode)
+        metrics = score_split(predictions, split, config.genres, config.label_mode)
     except ValueError as error:  # e.g. NaN probabilities of a diverged run
         raise RunError(f"cannot score {run_dir} on {split}: {error}") from error
     metrics["split"] = split

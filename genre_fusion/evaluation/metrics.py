@@ -21,6 +21,8 @@ from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
     f1_score,
+    hamming_loss,
+    jaccard_score,
     precision_recall_fscore_support,
     roc_auc_score,
     top_k_accuracy_score,
@@ -30,6 +32,7 @@ from genre_fusion.data.shards import LABEL_MODES
 
 TOP_K = 3  # top-k accuracy uses k = min(TOP_K, genres)
 MIN_GENRES = 2  # fewer is not a classification
+PER_GENRE_THRESHOLD_ROWS = (("example_accuracy", "example-based accuracy"), ("example_f1", "example F1"))
 
 
 def evaluate_predictions(
@@ -37,7 +40,7 @@ def evaluate_predictions(
     targets: np.ndarray,
     genres: Sequence[str],
     label_mode: str,
-    threshold: float = 0.5,
+    threshold: float | np.ndarray = 0.5,
 ) -> dict:
     """Scores genre predictions of one split.
 
@@ -46,7 +49,8 @@ def evaluate_predictions(
         targets: [songs, genres] of 0/1; one-hot rows (`single`) or multi-hot rows (`multi`).
         genres: the genre names, one per column, unique.
         label_mode: "single" or "multi".
-        threshold: `multi` only; a genre is predicted when its probability is >= threshold.
+        threshold: `multi` only; a genre is predicted when its probability is >= threshold: one
+            number, or float [genres], one per genre (`genre_fusion.evaluation.thresholds`).
 
     Returns:
         A JSON-serialisable dict (python ints, floats, lists; None where a number is undefined).
@@ -61,8 +65,13 @@ def evaluate_predictions(
             `weighted_f1` (weighted by support),
             `confusion_matrix` ([genres][genres] song counts, rows = true genre, columns = predicted).
         `multi` adds:
-            `threshold`, `micro_f1`, `samples_f1` (mean of per-song F1; 0 for a song without true
-            or predicted genres),
+            `threshold` (a number, or a list per genre), `micro_f1`,
+            the example-based metrics, per song then averaged over songs (Godbole & Sarawagi 2004;
+            Zhang & Zhou, IEEE TKDE 2014, 2.2.1), each 0 for a song without true or predicted
+            genres: `example_accuracy` (|true ∩ predicted| / |true ∪ predicted|, the Jaccard
+            index), `example_precision`, `example_recall`, `example_f1`;
+            `subset_accuracy` (songs whose predicted set equals the true set), `hamming_loss`
+            (wrong song-genre decisions over all of them),
             `mean_average_precision` (macro AP over the genres with a positive song; None if none),
             `average_precision_genres_skipped` (int, genres left out of it),
             `micro_roc_auc` (all (song, genre) pairs pooled; None without both classes),
@@ -89,7 +98,7 @@ def evaluate_predictions(
 
 
 def selection_scores(
-    targets: np.ndarray, probabilities: np.ndarray, label_mode: str, threshold: float = 0.5
+    targets: np.ndarray, probabilities: np.ndarray, label_mode: str, threshold: float | np.ndarray = 0.5
 ) -> dict[str, float | None]:
     """The numbers to select a model by, exactly as `evaluate_predictions` reports them.
 
@@ -207,9 +216,24 @@ def _single_label(probabilities: np.ndarray, targets: np.ndarray, genres: Sequen
     }
 
 
-def _multi_label_predictions(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """[songs, genres] of 0/1: a genre is predicted when its probability is >= threshold."""
-    return (probabilities >= threshold).astype(int)
+def _multi_label_predictions(probabilities: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """[songs, genres] of 0/1: a genre is predicted when its probability is >= its threshold."""
+    return (probabilities >= np.asarray(threshold)).astype(int)
+
+
+def _example_based(targets: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The example-based scores of indicator matrices [songs, genres] (see `evaluate_predictions`)."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        targets, predicted, average="samples", zero_division=0
+    )
+    return {
+        "example_accuracy": float(jaccard_score(targets, predicted, average="samples", zero_division=0)),
+        "example_precision": float(precision),
+        "example_recall": float(recall),
+        "example_f1": float(f1),
+        "subset_accuracy": float(accuracy_score(targets, predicted)),
+        "hamming_loss": float(hamming_loss(targets, predicted)),
+    }
 
 
 def _average_precisions(probabilities: np.ndarray, targets: np.ndarray) -> dict[int, float]:
@@ -236,7 +260,7 @@ def _multi_label_scores(
 
 
 def _multi_label(
-    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], threshold: float
+    probabilities: np.ndarray, targets: np.ndarray, genres: Sequence[str], threshold: float | np.ndarray
 ) -> dict:
     """The `multi` part of `evaluate_predictions`' result."""
     with_support = _with_support(targets)
@@ -249,10 +273,10 @@ def _multi_label(
     both_classes = with_support[targets[:, with_support].min(axis=0) == 0]
     pooled_has_both = 0 < targets.sum() < targets.size
     return {
-        "threshold": float(threshold),
+        "threshold": np.asarray(threshold, dtype=float).tolist(),
         "micro_f1": float(f1_score(targets, predicted, average="micro", zero_division=0)),
         **_multi_label_scores(targets, predicted, average_precision),
-        "samples_f1": float(f1_score(targets, predicted, average="samples", zero_division=0)),
+        **_example_based(targets, predicted),
         "average_precision_genres_skipped": len(genres) - len(average_precision),
         "micro_roc_auc": float(roc_auc_score(targets, probabilities, average="micro"))
         if pooled_has_both
@@ -291,10 +315,17 @@ def format_metrics_table(metrics: dict) -> str:
         ]
     else:
         headline += [
-            ("threshold", metrics["threshold"]),
+            ("threshold", _threshold_cell(metrics)),
+            ("example-based accuracy", metrics["example_accuracy"]),
+            ("example-based F1", metrics["example_f1"]),
+            ("subset accuracy", metrics["subset_accuracy"]),
             ("micro-F1", metrics["micro_f1"]),
             (f"macro-F1 ({supported})", metrics["macro_f1"]),
-            ("samples-F1", metrics["samples_f1"]),
+            *(
+                (f"{name}, per-genre thresholds", metrics["with_per_genre_thresholds"][key])
+                for key, name in PER_GENRE_THRESHOLD_ROWS
+                if "with_per_genre_thresholds" in metrics
+            ),
             (
                 f"mAP ({total - metrics['average_precision_genres_skipped']}/{total} genres)",
                 metrics["mean_average_precision"],
@@ -331,6 +362,14 @@ def format_metrics_table(metrics: dict) -> str:
     lines += ["", aligned(header), "  ".join("-" * width for width in widths)]
     lines += [aligned(row) for row in rows]
     return "\n".join(lines)
+
+
+def _threshold_cell(metrics: dict) -> str:
+    """The decision threshold: one number, or "per genre", and the split it was chosen on."""
+    threshold = metrics["threshold"]
+    shown = "per genre" if isinstance(threshold, list) else _cell(float(threshold))
+    chosen = metrics.get("thresholds", {}).get("chosen_on")
+    return f"{shown} (chosen on {chosen})" if chosen else shown
 
 
 def _cell(value: object) -> str:

@@ -30,7 +30,7 @@ LEARNING_RATE_COLUMNS = ("learning_rate", "lr")  # Keras 3 name, then Keras 2's
 MAIN_METRICS = ("accuracy", "auc")  # the metric panel shows the first one logged, else any other
 
 
-def _save(figure: Figure, path: str | PathLike) -> Path:
+def save_png(figure: Figure, path: str | PathLike) -> Path:
     """Writes `figure` as PNG to `path` (parent folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def plot_confusion_matrix(
             axes.text(column, row, str(count), ha="center", va="center", color="white" if dark else "black")
     colouring = "rows normalised" if normalize else "counts"
     axes.set_title(f"Confusion matrix, {int(counts.sum())} songs ({colouring})")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def load_history(history_csv: str | PathLike) -> pd.DataFrame:
@@ -192,7 +192,7 @@ def plot_training_curves(history_csv: str | PathLike, path: str | PathLike) -> P
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
     figure.suptitle(f"Training curves ({len(history)} epochs)")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_per_genre_f1(metrics: dict, path: str | PathLike) -> Path:
@@ -235,4 +235,4 @@ def plot_per_genre_f1(metrics: dict, path: str | PathLike) -> Path:
     axes.legend(loc="lower right")
     axes.set_xlabel("F1")
     axes.set_title(f"Per-genre F1, {metrics['songs']} songs ({metrics['label_mode']}-label)")
-    return _save(figure, path)
+    return save_png(figure, path)

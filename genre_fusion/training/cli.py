@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_train_args(argv: Sequence[str]) -> argparse.Namespace:
+    """`python -m genre_fusion.train`'s options parsed (argparse exits 2 on a bad one, naming it)."""
+    return _parser().parse_args(argv)
+
+
 def _read_hparams(path: Path) -> dict:
     """The JSON object of model settings in `path`; ValueError naming --hparams and the problem."""
     if path.is_dir():
@@ -160,7 +165,7 @@ def _config(args: argparse.Namespace, meta: ShardsMeta) -> TrainConfig:
 
 @on_interrupt("the epochs finished so far are kept; rerun the same command to resume")
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_train_args(argv)
     try:
         if Path(args.data).is_file():
             raise ShardsError(
