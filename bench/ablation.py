@@ -1,27 +1,24 @@
-"""The thesis, measured: audio-only, lyrics-only and fused models trained the same way, on one set
-of shards, or on one collection's shards of several audio encoders.
+"""The thesis, measured: audio-only, lyrics-only and fused models trained the same way over seeds,
+on one set of shards, or on one collection's shards of several audio encoders.
 
-    python bench/ablation.py SHARDS [--out DIR] [--epochs 12] [--seed 0] [--fusions concat]
-        [--modalities audio,lyrics,fused] [train flags...]
+    python bench/ablation.py SHARDS [--out DIR] [--seeds 3] [--epochs 12] [--models audio,lyrics,concat]
+        [train flags...]
     python bench/ablation.py --collection MANIFEST_OR_MUSIC4ALL_DIR
-        --audio-encoder log-mel,musicnn-msd,musicnn-mtt [--modalities audio]
-        [--build-args="--clip-seconds 10 --limit 500"] [--out DIR] [--epochs 12] [--seed 0] [train flags...]
+        --audio-encoder log-mel,musicnn-msd,musicnn-mtt [--models audio] [--seeds 3]
+        [--build-args="--clip-seconds 10 --limit 500"] [--out DIR] [--epochs 12] [train flags...]
 
-Trains one run per model with the same seed, epochs and architecture settings (any extra flags
-go to `python -m genre_fusion.train` for every run), evaluates each on the test split and prints
-one table of test accuracy and macro-F1 (markdown, ready for the README). ``--modalities`` picks
-the models: ``audio`` (audio only), ``lyrics`` (lyrics only), ``fused`` (both, one per fusion of
-``--fusions``); all three by default.
+With SHARDS this is `python -m genre_fusion.compare` (one run per model and seed, mean ± sd over
+the seeds and a 95% bootstrap interval over the test songs; see `genre_fusion.comparison.cli`).
 
 With ``--collection`` (a manifest CSV or a Music4All folder) the shards are built first, once per
 ``--audio-encoder`` (``python -m data_prep build --audio-encoder E --seed S`` plus
-``--build-args``), and the table has a row per encoder and model, with the test split's songs and
-the build's songs per second (its wall time, loading the encoder included). The split is seeded
-and grouped by artist, so the same collection and seed give every build the same split; the
-builds' splits.csv are compared all the same, and a difference stops the comparison.
+``--build-args``; S is ``--split-seed``, default 0), each encoder's models are compared as above,
+and one table has a row per encoder and model with the build's songs per second (its wall time,
+loading the encoder included). The split is seeded and grouped by artist, so every build gets the
+same split; the builds' splits.csv are compared all the same, and a difference stops the
+comparison.
 
-Runs (and built shards) are kept under DIR (default: a temporary folder) with their metrics and
-plots.
+Everything is kept under DIR (default: a temporary folder); rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -36,54 +33,18 @@ import time
 from pathlib import Path
 
 from data_prep.__main__ import main as data_prep_main
-from genre_fusion import train
+from genre_fusion.comparison.cli import main as compare_main
+from genre_fusion.comparison.models import DEFAULT_MODELS
+from genre_fusion.comparison.song_scores import HEADLINES
+from genre_fusion.comparison.summary import SCORE_NAMES
 from genre_fusion.data.shards import SPLITS_FILE, read_meta
-from genre_fusion.evaluation.evaluate import evaluate_run
 
-# --modalities' models -> their train --modalities.
-MODEL_MODALITIES = {"audio": "audio", "lyrics": "lyrics", "fused": "audio,lyrics"}
-MODELS = tuple(MODEL_MODALITIES)
-
-
-def _models(names: str, fusions: str) -> list[tuple[str, str, str]]:
-    """--modalities and --fusions -> (model name, train --modalities, train --fusion) per run."""
-    chosen = names.split(",")
-    unknown = sorted(set(chosen) - set(MODELS))
-    if unknown:
-        raise SystemExit(f"--modalities: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    models = []
-    for name in MODELS:
-        if name not in chosen:
-            continue
-        if name == "fused":
-            models += [(f"fused ({fusion})", MODEL_MODALITIES[name], fusion) for fusion in fusions.split(",")]
-        else:
-            models.append((name, MODEL_MODALITIES[name], "concat"))
-    return models
+SUMMARY_CSV = "summary.csv"
 
 
 def _slug(text: str) -> str:
-    """A folder name for a model or an encoder (which may be a URL or a path)."""
+    """A folder name for an encoder (which may be a URL or a path)."""
     return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-")
-
-
-def _train_and_evaluate(shards: Path, models, out: Path, args, train_flags: list[str]) -> list[tuple]:
-    """(model name, test metrics, train + eval seconds) of each model trained on `shards`."""
-    rows = []
-    for name, modalities, fusion in models:
-        run = out / _slug(name)
-        started = time.perf_counter()
-        code = train.main(
-            [
-                "--data", str(shards), "--run", str(run), "--epochs", str(args.epochs),
-                "--seed", str(args.seed), "--modalities", modalities, "--fusion", fusion,
-                "--overwrite", *train_flags,
-            ]
-        )  # fmt: skip
-        if code:
-            raise SystemExit(f"training {name} on {shards} failed (exit {code})")
-        rows.append((name, evaluate_run(run, "test"), time.perf_counter() - started))
-    return rows
 
 
 def _build(collection: Path, encoder: str, shards: Path, args) -> float:
@@ -93,7 +54,7 @@ def _build(collection: Path, encoder: str, shards: Path, args) -> float:
     code = data_prep_main(
         [
             "build", source, str(collection), "--out", str(shards), "--audio-encoder", encoder,
-            "--seed", str(args.seed), "--quiet", *shlex.split(args.build_args),
+            "--seed", str(args.split_seed), "--quiet", *shlex.split(args.build_args),
         ]
     )  # fmt: skip
     if code:
@@ -121,10 +82,16 @@ def _check_same_split(built: dict[str, Path]) -> None:
     print(f"\nsame split: the {SPLITS_FILE} of the {len(built)} builds are identical ({songs} songs)")
 
 
-def _compare_encoders(args, models, out: Path, train_flags: list[str]) -> None:
-    encoders = args.audio_encoder.split(",")
+def _compare(shards: Path, out: Path, args, train_flags: list[str]) -> None:
+    argv = ["--data", str(shards), "--out", str(out), "--models", args.models, "--seeds", str(args.seeds)]
+    code = compare_main([*argv, "--epochs", str(args.epochs), *train_flags])
+    if code:
+        raise SystemExit(f"the comparison on {shards} failed (exit {code})")
+
+
+def _compare_encoders(args, out: Path, train_flags: list[str]) -> None:
     built, speeds = {}, {}
-    for encoder in encoders:
+    for encoder in args.audio_encoder.split(","):
         shards = out / f"shards-{_slug(encoder)}"
         seconds = _build(args.collection, encoder, shards, args)
         built[encoder] = shards
@@ -132,27 +99,28 @@ def _compare_encoders(args, models, out: Path, train_flags: list[str]) -> None:
     _check_same_split(built)
     rows = []
     for encoder, shards in built.items():
-        for name, metrics, _ in _train_and_evaluate(shards, models, out / _slug(encoder), args, train_flags):
-            rows.append((encoder, name, metrics, speeds[encoder]))
+        _compare(shards, out / _slug(encoder), args, train_flags)
+        with open(out / _slug(encoder) / SUMMARY_CSV, newline="", encoding="utf-8") as handle:
+            rows += [(encoder, row) for row in csv.DictReader(handle)]
 
-    print(f"\ncollection {args.collection}, seed {args.seed}, {args.epochs} epochs, test split\n")
-    print("| audio encoder | modalities | test accuracy | test macro-F1 | test songs | preparation songs/s |")
-    print("|---|---|---|---|---|---|")
-    for encoder, name, metrics, speed in rows:
-        print(
-            f"| {encoder} | {name} | {metrics['accuracy']:.3f} | {metrics['macro_f1']:.3f} "
-            f"| {metrics['songs']} | {speed:.1f} |"
-        )
+    scores = HEADLINES[read_meta(next(iter(built.values()))).label_mode]
+    print(f"\ncollection {args.collection}, {args.seeds} seeds, {args.epochs} epochs, test split")
+    print("mean ± sd over seeds [95% bootstrap interval]\n")
+    header = ["audio encoder", "model", *(f"test {SCORE_NAMES[name]}" for name in scores)]
+    print("| " + " | ".join([*header, "test songs", "preparation songs/s"]) + " |")
+    print("|" + "---|" * (len(header) + 2))
+    by_model = {}
+    for encoder, row in rows:
+        by_model.setdefault((encoder, row["model"]), {})[row["score"]] = row
+    for (encoder, model), cells in by_model.items():
+        values = [_cell(cells[name]) for name in scores]
+        songs = next(iter(cells.values()))["test_songs"]
+        print(f"| {encoder} | {model} | {' | '.join(values)} | {songs} | {speeds[encoder]:.1f} |")
 
 
-def _compare_models(args, models, out: Path, train_flags: list[str]) -> None:
-    rows = _train_and_evaluate(Path(args.shards), models, out, args, train_flags)
-    songs = rows[-1][1]["songs"]
-    print(f"\nshards {args.shards}, seed {args.seed}, {args.epochs} epochs, test split ({songs} songs)\n")
-    print("| model | test accuracy | test macro-F1 | train + eval time |")
-    print("|---|---|---|---|")
-    for name, metrics, seconds in rows:
-        print(f"| {name} | {metrics['accuracy']:.3f} | {metrics['macro_f1']:.3f} | {seconds:.0f} s |")
+def _cell(row: dict) -> str:
+    spread = f" ± {float(row['sd']):.3f}" if row["sd"] else ""
+    return f"{float(row['mean']):.3f}{spread} [{float(row['ci_low']):.3f}, {float(row['ci_high']):.3f}]"
 
 
 def _parser(with_shards: bool) -> argparse.ArgumentParser:
@@ -167,13 +135,13 @@ def _parser(with_shards: bool) -> argparse.ArgumentParser:
         "--audio-encoder", help="with --collection: comma-separated audio encoders, e.g. log-mel,musicnn-msd"
     )
     parser.add_argument("--build-args", default="", help="with --collection: more data_prep build flags")
+    parser.add_argument("--split-seed", type=int, default=0, help="with --collection: the build's --seed")
     parser.add_argument("--out", type=Path, help="folder for the runs and shards (default: temporary)")
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per model: 0 .. N-1")
     parser.add_argument(
-        "--seed", type=int, default=0, help="training seed, and the split's with --collection"
+        "--models", default=",".join(DEFAULT_MODELS), help=f"comma-separated, of {', '.join(DEFAULT_MODELS)}"
     )
-    parser.add_argument("--modalities", default=",".join(MODELS), help=f"models: of {', '.join(MODELS)}")
-    parser.add_argument("--fusions", default="concat", help="fused variants, e.g. concat,gated,attention")
     return parser
 
 
@@ -187,13 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     if not with_collection and args.audio_encoder:
         parser.error("--audio-encoder needs --collection: the shards are built for each encoder")
 
-    models = _models(args.modalities, args.fusions)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         if with_collection:
-            _compare_encoders(args, models, out, train_flags)
+            _compare_encoders(args, out, train_flags)
         else:
-            _compare_models(args, models, out, train_flags)
+            _compare(Path(args.shards), out, args, train_flags)
 
 
 if __name__ == "__main__":

@@ -22,19 +22,11 @@ cannot occur: every song has a genre. A generated collection of Music4All's size
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from data_prep.split import (
-    RELATIVE_SHARE_TOLERANCE,
-    SHARE_TOLERANCE,
-    SPLIT_NAMES,
-    TRAIN,
-    SplitError,
-    _Assignment,
-)
+from data_prep.split import TRAIN, SplitError, _Assignment, artist_groups, assigned_splits
 
 
 class _IterativeStratification(_Assignment):
@@ -143,14 +135,7 @@ def split_multi_label_by_artist(
     `SplitError` when there are fewer artists than open splits or a song has no genre.
     """
     fractions = np.asarray(fractions, dtype=float)
-    artist_names, artist_of_song = np.unique(np.asarray(artists).astype(str), return_inverse=True)
-    open_splits = np.count_nonzero(fractions > 0)
-    if len(artist_names) < open_splits:
-        raise SplitError(
-            f"{len(artist_names)} artists cannot be split {tuple(fractions.tolist())} by artist "
-            f"(needs at least {open_splits}, one per non-empty split); add songs of other artists "
-            "or set the test fraction to 0"
-        )
+    artist_names, artist_of_song = artist_groups(artists, fractions)
     label_counts = np.fromiter(map(len, label_sets), dtype=np.int64, count=len(label_sets))
     if not label_counts.all():
         without = np.flatnonzero(label_counts == 0)
@@ -171,21 +156,4 @@ def split_multi_label_by_artist(
     stratification.stratify()
     stratification.repair()
 
-    songs = len(label_sets)
-    shares = stratification.size / songs
-    if np.any(np.abs(shares - fractions) > np.maximum(SHARE_TOLERANCE, RELATIVE_SHARE_TOLERANCE * fractions)):
-        warnings.warn(
-            f"grouping {songs} songs by their {len(artist_names)} artists gives "
-            f"train/val/test {'/'.join(f'{share:.3f}' for share in shares)} of the songs for the requested "
-            f"{'/'.join(f'{fraction:g}' for fraction in fractions)} (each split holds whole artists and, "
-            "of every genre with enough artists, one of its own; more artists per genre come closer)",
-            stacklevel=2,
-        )
-    untrained = genre_values[stratification.songs[TRAIN] == 0]
-    if len(untrained):
-        warnings.warn(
-            f"no song in train for genre labels {', '.join(map(str, untrained))}: {len(artist_names)} "
-            "artists cannot give each of them a train artist and every non-empty split one",
-            stacklevel=2,
-        )
-    return np.array(SPLIT_NAMES)[stratification.split_of_artist[artist_of_song]]
+    return assigned_splits(stratification, fractions, genre_values, len(artist_names), artist_of_song)

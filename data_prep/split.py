@@ -157,6 +157,20 @@ def _chi_square_increase(current, target, added):
     return (2 * added * (current - target) + added**2) / target
 
 
+def artist_groups(artists: np.ndarray, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(artist names [artists], artist index of each song [songs]); `SplitError` when there are fewer
+    artists than splits of positive fraction."""
+    artist_names, artist_of_song = np.unique(np.asarray(artists).astype(str), return_inverse=True)
+    open_splits = np.count_nonzero(fractions > 0)
+    if len(artist_names) < open_splits:
+        raise SplitError(
+            f"{len(artist_names)} artists cannot be split {tuple(fractions.tolist())} by artist "
+            f"(needs at least {open_splits}, one per non-empty split); add songs of other artists "
+            "or set the test fraction to 0"
+        )
+    return artist_names, artist_of_song
+
+
 def split_by_artist(
     labels: np.ndarray, artists: np.ndarray, fractions: tuple[float, float, float], seed: int
 ) -> np.ndarray:
@@ -172,32 +186,38 @@ def split_by_artist(
     """
     fractions = np.asarray(fractions, dtype=float)
     genre_values, genre_of_song = np.unique(np.asarray(labels), return_inverse=True)
-    artist_names, artist_of_song = np.unique(np.asarray(artists).astype(str), return_inverse=True)
-    open_splits = np.count_nonzero(fractions > 0)
-    if len(artist_names) < open_splits:
-        raise SplitError(
-            f"{len(artist_names)} artists cannot be split {tuple(fractions.tolist())} by artist "
-            f"(needs at least {open_splits}, one per non-empty split); add songs of other artists "
-            "or set the test fraction to 0"
-        )
+    artist_names, artist_of_song = artist_groups(artists, fractions)
     assignment = _Assignment(genre_of_song, artist_of_song, fractions, seed)
     assignment.cover()
     assignment.fill()
 
-    shares = assignment.size / len(genre_of_song)
+    return assigned_splits(assignment, fractions, genre_values, len(artist_names), artist_of_song)
+
+
+def assigned_splits(
+    assignment: _Assignment,
+    fractions: np.ndarray,
+    genre_values: np.ndarray,
+    artist_count: int,
+    artist_of_song: np.ndarray,
+) -> np.ndarray:
+    """[songs] split names of a finished `assignment`, warning (`UserWarning`) when its song shares
+    miss `fractions` or a genre (of `genre_values`, by index) has no train song."""
+    songs = len(artist_of_song)
+    shares = assignment.size / songs
     if np.any(np.abs(shares - fractions) > np.maximum(SHARE_TOLERANCE, RELATIVE_SHARE_TOLERANCE * fractions)):
         warnings.warn(
-            f"grouping {len(genre_of_song)} songs by their {len(artist_names)} artists gives "
+            f"grouping {songs} songs by their {artist_count} artists gives "
             f"train/val/test {'/'.join(f'{share:.3f}' for share in shares)} of the songs for the requested "
             f"{'/'.join(f'{fraction:g}' for fraction in fractions)} (each split holds whole artists and, "
             "of every genre with enough artists, one of its own; more artists per genre come closer)",
-            stacklevel=2,
+            stacklevel=3,
         )
     untrained = genre_values[assignment.songs[TRAIN] == 0]
     if len(untrained):
         warnings.warn(
-            f"no song in train for genre labels {', '.join(map(str, untrained))}: {len(artist_names)} "
+            f"no song in train for genre labels {', '.join(map(str, untrained))}: {artist_count} "
             "artists cannot give each of them a train artist and every non-empty split one",
-            stacklevel=2,
+            stacklevel=3,
         )
     return np.array(SPLIT_NAMES)[assignment.split_of_artist[artist_of_song]]

@@ -241,4 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RunError, OutputsError) as error:  # ComparisonError and ShardsError are ValueErrors
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"error: cannot write --out {args.out}: {error}", file=sys.stderr)
+        return 2
     return 0

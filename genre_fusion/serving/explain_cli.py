@@ -257,10 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomically(args.out / JSON_FILE, json.dumps(values, indent=2, ensure_ascii=False) + "\n")
-    write_atomically(args.out / TEXT_FILE, text)
-    write_atomically(args.out / PNG_FILE, png)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_atomically(args.out / JSON_FILE, json.dumps(values, indent=2, ensure_ascii=False) + "\n")
+        write_atomically(args.out / TEXT_FILE, text)
+        write_atomically(args.out / PNG_FILE, png)
+    except OSError as error:
+        print(f"error: cannot write --out {args.out}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     print(text, end="")
     print(f"wrote {', '.join(OUTPUT_FILES)} to {args.out}", file=sys.stderr)
     return 0
