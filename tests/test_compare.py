@@ -108,8 +108,13 @@ def test_compare_trains_each_model_per_seed_and_resumes(learned_shards, tiny_hpa
     assert again.count("finished earlier, kept") == 4 and "training audio" not in again
     assert model_file.stat().st_mtime_ns == stamp
 
-    assert compare_main([*args[:-2], "--hparams", str(tiny_hparams), "--batch-size", "8"]) == 2
-    assert "other settings" in capsys.readouterr().err
+    assert compare_main([*args, "--batch-size", "8"]) == 2  # runs of other settings
+    assert "other settings (train_flags" in capsys.readouterr().err
+    # Another seed only adds runs; the tables then hold the three.
+    assert compare_main([*args, "--seeds", "3"]) == 0  # the last --seeds counts
+    assert "training audio" in capsys.readouterr().out
+    assert list(pd.read_csv(out / "results.csv")["seed"]) == [0, 1, 2, 0, 1, 2]
+    assert model_file.stat().st_mtime_ns == stamp
 
 
 @pytest.mark.e2e
@@ -119,6 +124,7 @@ def test_compare_trains_each_model_per_seed_and_resumes(learned_shards, tiny_hpa
         (["--fusion", "gated"], "the comparison sets these"),
         (["--models", "audio,fusion-x"], "unknown fusion-x"),
         (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--model", "audio"], "unknown option --model: neither the comparison's"),
     ],
 )
 def test_bad_options_stop_before_any_training(learned_shards, tmp_path, capsys, extra, message):

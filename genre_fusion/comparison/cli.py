@@ -15,10 +15,12 @@ chosen on val). DIR receives:
   (training variance) and the 95% percentile bootstrap interval of that mean over the test songs
   (test-set sampling: `--bootstrap` resamples, seed 0), and, when the shards were built with a
   `--protocol` whose paper reports figures, those figures beside them;
-- `comparison.png`; `comparison.json` (the settings: what a rerun must match).
+- `comparison.png`; `comparison.json` (the settings of the last command).
 
-Rerunning the same command resumes: finished runs are kept, an interrupted one resumes; other
-settings are refused unless `--overwrite`, which removes only what the comparison wrote.
+Rerunning the command resumes: finished runs are kept, an interrupted one resumes. `--models` and
+`--seeds` only choose the runs, so a rerun may add models or seeds (or tabulate fewer) and trains
+only what is missing; the settings that decide a run (shards, epochs, training flags) must match,
+or the rerun is refused unless `--overwrite`, which removes only what the comparison wrote.
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ from genre_fusion.evaluation.evaluate import predict_splits, score_split, splits
 from genre_fusion.evaluation.protocols import PROTOCOLS, Protocol
 from genre_fusion.files.atomic import write_atomically
 from genre_fusion.files.owned_outputs import OutputsError, clear_outputs, foreign_entries, record_outputs
-from genre_fusion.interruption import on_interrupt
+from genre_fusion.interruption import INTERRUPTED_EXIT_CODE, on_interrupt
 from genre_fusion.runs.config import RunError
 from genre_fusion.runs.loading import read_run_summary
 from genre_fusion.training.cli import main as train_main
-from genre_fusion.training.cli import parse_train_args
+from genre_fusion.training.cli import parse_train_args, unknown_train_options
 
 COMPARISON_KIND = "comparison"
 SETTINGS_FILE = "comparison.json"
@@ -56,6 +58,7 @@ OUTPUTS = (SETTINGS_FILE, RUNS_DIR, RESULTS_FILE, SUMMARY_MARKDOWN, SUMMARY_CSV,
 TEST_SPLIT = "test"
 BOOTSTRAP_SEED = 0
 DEFAULT_SEEDS, DEFAULT_EPOCHS, DEFAULT_RESAMPLES = 3, 12, 1000
+RUN_SETTINGS = ("data", "epochs", "train_flags")  # what decides a run, beyond its model and seed
 # What the comparison sets for each run itself.
 OWN_TRAIN_FLAGS = ("--data", "--run", "--seed", "--epochs", "--modalities", "--fusion", "--overwrite")
 
@@ -114,9 +117,9 @@ def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
     if previous_path.is_file() and not overwrite:
         previous = json.loads(previous_path.read_text(encoding="utf-8"))
         changed = [
-            f"{key} {previous.get(key)!r} -> {value!r}"
-            for key, value in settings.items()
-            if previous.get(key) != value
+            f"{key} {previous.get(key)!r} -> {settings[key]!r}"
+            for key in RUN_SETTINGS
+            if previous.get(key) != settings[key]
         ]
         if changed:
             raise ComparisonError(
@@ -137,7 +140,14 @@ def _check_train_flags(train_flags: list[str]) -> None:
             f"{', '.join(own)}: the comparison sets these for each run "
             "(from --models, --seeds, --epochs, --data and --out)"
         )
-    parse_train_args(["--data", "-", "--run", "-", *train_flags])
+    required = ["--data", "-", "--run", "-"]
+    unknown = unknown_train_options([*required, *train_flags])
+    if unknown:
+        raise ComparisonError(
+            f"unknown option {', '.join(unknown)}: neither the comparison's (--help lists them) nor "
+            "`python -m genre_fusion.train`'s, to which the comparison passes its other options"
+        )
+    parse_train_args([*required, *train_flags])  # their values, checked by training's own parser
 
 
 def _train(
@@ -149,6 +159,8 @@ def _train(
         return
     args = ["--data", data, "--run", str(run), "--seed", str(seed), "--epochs", str(epochs)]
     code = train_main([*args, *model.train_flags(), *train_flags])
+    if code == INTERRUPTED_EXIT_CODE:  # training said what it kept; the comparison resumes too
+        raise KeyboardInterrupt
     if code:
         raise ComparisonError(f"training {run.name} failed (exit {code}); its message is above")
 

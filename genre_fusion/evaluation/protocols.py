@@ -146,7 +146,7 @@ def describe_protocols() -> str:
         lines = [
             f"{protocol.name}: {protocol.source}",
             f"  songs      {protocol.songs}",
-            f"  labels     {protocol.label_mode}, top {protocol.top_genres or 'default'} genres",
+            f"  labels     {protocol.label_mode}, top {protocol.top_genres or '10 (multi: 50)'} genres",
             f"  split      {split}, grouped by artist",
             f"  languages  {','.join(protocol.languages) or 'all'}"
             + ("; lyrics required" if protocol.require_lyrics else ""),

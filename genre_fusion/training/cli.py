@@ -117,6 +117,12 @@ def parse_train_args(argv: Sequence[str]) -> argparse.Namespace:
     return _parser().parse_args(argv)
 
 
+def unknown_train_options(argv: Sequence[str]) -> list[str]:
+    """The options of `argv` that `python -m genre_fusion.train` does not know, for commands that
+    pass their other flags on to it."""
+    return [arg for arg in _parser().parse_known_args(argv)[1] if arg.startswith("-")]
+
+
 def _read_hparams(path: Path) -> dict:
     """The JSON object of model settings in `path`; ValueError naming --hparams and the problem."""
     if path.is_dir():
